@@ -7,5 +7,6 @@ from .._extension import load_ops
 load_ops()
 
 from .mixed_sum import mixed_sum, mixed_sum_reference  # noqa: E402  (after the library is loaded)
+from .cells import OPS, make_op  # noqa: E402  (reference NB201 cell operations, plain PyTorch)
 
-__all__ = ["mixed_sum", "mixed_sum_reference"]
+__all__ = ["OPS", "make_op", "mixed_sum", "mixed_sum_reference"]

@@ -1,0 +1,174 @@
+"""The NB201 weight-sharing supernet (DARTS-style), for 2D point, 2D dense and 1D point tasks.
+
+As NAS-Bench-201's DARTS (`AutoDL xautodl/models/cell_searchs/search_model_darts.py`,
+`search_cells.py::NAS201SearchCell`): the TinyNetwork skeleton with every cell edge a mixed op
+over the five operations, `sum_o w[e, o] * op_o(x)`; one (6, 5) architecture tensor shared by all
+cells, initialised to 1e-3·randn; architecture weights softmax(α) per edge. Cell ops use
+`affine=False` by default (search), so their convs carry a bias; stem, reduction blocks and
+`lastact` stay affine, as in the original. Discretisation: argmax per edge (`genotype`), with a flag
+to exclude `none` (AutoDL keeps it; GAEA/NASLib exclude it).
+
+`forward(x, weights=None)` takes optional architecture weights (any (6, 5) tensor: one-hot,
+Gumbel hard weights, GAEA's simplex weights) so every search method can drive the same network.
+The per-node computation lives in `SearchCell.compute_node` (the fused-kernel path replaces it).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+from torch import nn
+
+from ..errors import InputError
+from ..ops import mixed_sum
+from ..ops.cells import ResNetBasicblock, batchnorm_cls, conv_cls, make_op
+from ..space import nb201
+from .dense import WindowedInference, topology_layout
+from .nb201 import TinyNetwork, classify, stage_plan
+
+MixedSumImpl = Literal["reference", "mixed_sum"]
+
+
+class SearchCell(nn.Module):
+    """An NB201 cell whose every edge holds all five operations (`edges[e][o]`, EDGES × OPS order)."""
+
+    def __init__(self, C_in: int, C_out: int, stride: int = 1, affine: bool = False,
+                 track_running_stats: bool = True, dim: int = 2, mixed: MixedSumImpl = "reference") -> None:
+        super().__init__()
+        self.edges = nn.ModuleList(
+            nn.ModuleList(
+                make_op(op, C_in, C_out, stride, affine, track_running_stats, dim) if source == 0
+                else make_op(op, C_out, C_out, 1, affine, track_running_stats, dim)
+                for op in nb201.OPS)
+            for source, _target in nb201.EDGES
+        )
+        self.in_dim, self.out_dim = C_in, C_out
+        self.mixed = mixed
+
+    def mixed_edge(self, edge: int, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """sum_o weights[o] * op_o(x) over the five operations of one edge."""
+        outputs = [op(x) for op in self.edges[edge]]
+        if self.mixed == "mixed_sum":
+            return mixed_sum(outputs, weights)
+        # The original's expression and summation order: sum(layer(x) * w for layer, w in zip(...)).
+        return sum(out * w for out, w in zip(outputs, weights))
+
+    def compute_node(self, target: int, nodes: list[torch.Tensor], weights: torch.Tensor) -> torch.Tensor:
+        """Node `target` = sum over its incoming edges of the mixed edge (weights: the (6, 5) tensor)."""
+        return sum(self.mixed_edge(e, nodes[source], weights[e])
+                   for e, (source, t) in enumerate(nb201.EDGES) if t == target)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """Run the cell with (6, 5) architecture weights; returns node 3."""
+        nodes = [x]
+        for target in range(1, nb201.NUM_NODES):
+            nodes.append(self.compute_node(target, nodes, weights))
+        return nodes[-1]
+
+    def extra_repr(self) -> str:
+        return f"inC={self.in_dim}, outC={self.out_dim}, mixed={self.mixed}"
+
+
+class Supernet(WindowedInference, nn.Module):
+    """NB201 DARTS supernet: one shared (6, 5) architecture tensor, mixed ops on every edge."""
+
+    def __init__(self, num_outputs: int, in_channels: int = 3, C: int = 16, N: int = 5, topology: str = "point2d",
+                 affine: bool = False, track_running_stats: bool = True, mixed: MixedSumImpl = "reference") -> None:
+        super().__init__()
+        if num_outputs < 1 or in_channels < 1:
+            raise InputError(f"num_outputs and in_channels must be positive, got {num_outputs}, {in_channels}")
+        if mixed not in ("reference", "mixed_sum"):
+            raise InputError(f"mixed must be 'reference' (plain PyTorch) or 'mixed_sum' (nb360's op), got {mixed!r}")
+        dim, dense = topology_layout(topology)
+        self.topology, self.dim, self.dense = topology, dim, dense
+        self.C, self.N, self.in_channels, self.num_outputs = C, N, in_channels, num_outputs
+        self.affine, self.track_running_stats = affine, track_running_stats
+        self.stem = nn.Sequential(conv_cls(dim)(in_channels, C, kernel_size=3, padding=1, bias=False),
+                                  batchnorm_cls(dim)(C))
+        self.cells = nn.ModuleList()
+        C_prev = C
+        for C_curr, reduction in stage_plan(C, N, dense):
+            cell = (ResNetBasicblock(C_prev, C_curr, 2, True, True, dim) if reduction
+                    else SearchCell(C_prev, C_curr, 1, affine, track_running_stats, dim, mixed))
+            self.cells.append(cell)
+            C_prev = C_curr
+        self.lastact = nn.Sequential(batchnorm_cls(dim)(C_prev), nn.ReLU(inplace=False))
+        self.global_pooling = None if dense else (nn.AdaptiveAvgPool2d(1) if dim == 2 else nn.AdaptiveAvgPool1d(1))
+        self.classifier = nn.Linear(C_prev, num_outputs)
+        self.alpha = nn.Parameter(1e-3 * torch.randn(nb201.NUM_EDGES, nb201.NUM_OPS))
+
+    # ----- parameters
+    def arch_parameters(self) -> list[nn.Parameter]:
+        """The architecture parameters: [α], one (6, 5) tensor shared by all cells."""
+        return [self.alpha]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        """Every parameter except α (stem, cells, reduction blocks, head)."""
+        return [p for name, p in self.named_parameters() if name != "alpha"]
+
+    def set_mixed(self, mixed: MixedSumImpl) -> None:
+        """Switch every cell's mixed-edge implementation ('reference' or 'mixed_sum')."""
+        if mixed not in ("reference", "mixed_sum"):
+            raise InputError(f"mixed must be 'reference' or 'mixed_sum', got {mixed!r}")
+        for cell in self.search_cells():
+            cell.mixed = mixed
+
+    def search_cells(self) -> list[SearchCell]:
+        """The cells with mixed edges (reduction blocks excluded)."""
+        return [c for c in self.cells if isinstance(c, SearchCell)]
+
+    def arch_weights(self, tau: float = 1.0) -> torch.Tensor:
+        """softmax(α / τ) over the operations of each edge: (6, 5)."""
+        return torch.softmax(self.alpha / tau, dim=-1)
+
+    # ----- forward
+    def forward_features(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Features after the final BN + ReLU, with the given (or softmax(α)) architecture weights."""
+        if x.dim() != self.dim + 2 or x.shape[1] != self.in_channels:
+            want = "(N, C, H, W)" if self.dim == 2 else "(N, C, L)"
+            raise InputError(f"Supernet expects a {want} batch with C={self.in_channels}, got shape {tuple(x.shape)}")
+        if weights is None:
+            weights = self.arch_weights()
+        elif weights.shape != (nb201.NUM_EDGES, nb201.NUM_OPS):
+            raise InputError(f"architecture weights must have shape (6, 5), got {tuple(weights.shape)}")
+        feature = self.stem(x)
+        for cell in self.cells:
+            feature = cell(feature, weights) if isinstance(cell, SearchCell) else cell(feature)
+        return self.lastact(feature)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits with architecture weights `weights` (default softmax(α)): (N, out) or (N, out, H, W)."""
+        return classify(self, self.forward_features(x, weights))
+
+    # ----- discretisation
+    def genotype(self, exclude_none: bool = False, weights: torch.Tensor | None = None) -> str:
+        """The arch string with the argmax operation on each edge (of α, or of `weights`)."""
+        scores = (self.alpha if weights is None else weights).detach().clone()
+        if exclude_none:
+            scores[:, nb201.OPS.index("none")] = float("-inf")
+        return nb201.to_str(tuple(int(i) for i in scores.argmax(dim=-1)))
+
+    def discretize(self, arch: nb201.Arch | None = None, exclude_none: bool = False) -> TinyNetwork:
+        """A TinyNetwork for `arch` (default: the genotype) that inherits this supernet's weights."""
+        arch = self.genotype(exclude_none) if arch is None else arch
+        net = TinyNetwork(arch, self.num_outputs, self.in_channels, self.C, self.N, self.topology,
+                          self.affine, self.track_running_stats).to(self.alpha.device, self.alpha.dtype)
+        op_ids = nb201.op_ids(arch)
+        state = {}
+        for name, value in self.state_dict().items():
+            if name == "alpha":
+                continue
+            parts = name.split(".")
+            if parts[0] == "cells" and isinstance(self.cells[int(parts[1])], SearchCell):
+                # cells.<k>.edges.<e>.<o>.rest -> cells.<k>.layers.<e>.rest for the chosen op o
+                k, e, o, rest = parts[1], int(parts[3]), int(parts[4]), parts[5:]
+                if o != op_ids[e]:
+                    continue
+                name = ".".join(["cells", k, "layers", str(e), *rest])
+            state[name] = value
+        net.load_state_dict(state, strict=True)  # copies: the two networks share no storage
+        return net.train(self.training)
+
+    def extra_repr(self) -> str:
+        return f"C={self.C}, N={self.N}, topology={self.topology}, affine={self.affine}"
