@@ -17,3 +17,7 @@ class InputError(Nb360Error, ValueError):
 
 class DataError(Nb360Error, OSError):
     """A missing, corrupt, truncated or foreign data or table file."""
+
+
+class MissingValueError(Nb360Error, LookupError):
+    """A well-formed query for a value the table does not record (e.g. an epoch a run never evaluated)."""

@@ -29,3 +29,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 gpu = _gpu_visible()
             if not gpu:
                 item.add_marker(pytest.mark.skip(reason="no CUDA GPU visible"))
+
+
+@pytest.fixture(scope="session")
+def fixture_table(tmp_path_factory: pytest.TempPathFactory):
+    """The real NATS-Bench fixture records (3 archs, 4 datasets, hp 12 and 200) imported into an nb360 table."""
+    from nats_records import FIXTURE_DIR
+    from nb360.table.importer import import_nats
+
+    return import_nats(FIXTURE_DIR, tmp_path_factory.mktemp("tables") / "fixture.h5")
+
+
+@pytest.fixture(scope="session")
+def nb360_layout_table(tmp_path_factory: pytest.TempPathFactory):
+    """A SYNTHETIC table in the NAS-Bench-360 single-file layout (ninapro-like, 40 archs × 20 epochs), imported."""
+    from nats_records import synthetic_nb360_file
+    from nb360.table.importer import import_nats
+
+    tmp = tmp_path_factory.mktemp("nb360-layout")
+    source = synthetic_nb360_file(tmp / "NATS-tss-synthetic-ninapro.pickle.pbz2", num_archs=40, epochs=20)
+    return source, import_nats(source, tmp / "ninapro.h5")

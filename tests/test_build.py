@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import numpy as np
 import pytest
 
 import nb360
@@ -24,39 +23,15 @@ def test_import_nb360_does_not_import_torch() -> None:
     assert out.stdout.strip() == "False"
 
 
-def test_table_module_gathers_from_a_mapped_file(tmp_path) -> None:
+def test_table_module_carries_the_table_core(fixture_table) -> None:
     from nb360 import _table
 
-    values = np.random.default_rng(0).standard_normal(1000).astype(np.float32)
-    header = b"x" * 64  # the region starts at a non-zero offset, as datasets in an HDF5 file do
-    path = tmp_path / "region.bin"
-    path.write_bytes(header + values.tobytes())
-    mapped = _table.MappedFile(str(path))
-    assert mapped.size == 64 + 4000
-    idx = np.random.default_rng(1).integers(0, 1000, size=(7, 13))
-    got = mapped.gather_f32(64, 1000, idx)
-    assert got.shape == (7, 13) and got.dtype == np.float32
-    np.testing.assert_array_equal(got, values[idx])
-
-
-def test_table_module_rejects_bad_access(tmp_path) -> None:
-    from nb360 import _table
-
-    path = tmp_path / "small.bin"
-    path.write_bytes(np.arange(10, dtype=np.float32).tobytes())
-    mapped = _table.MappedFile(str(path))
-    with pytest.raises(IndexError, match="out of range"):
-        mapped.gather_f32(0, 10, np.array([0, 10]))
-    with pytest.raises(IndexError):
-        mapped.gather_f32(0, 10, np.array([-1]))
-    with pytest.raises(ValueError, match="outside"):
-        mapped.gather_f32(0, 11, np.array([0]))
-    with pytest.raises(ValueError, match="aligned"):
-        mapped.gather_f32(2, 1, np.array([0]))
-    with pytest.raises(OSError, match="no-such-file"):
-        _table.MappedFile(str(tmp_path / "no-such-file"))
-    with pytest.raises(OSError, match="not a regular file"):
-        _table.MappedFile(str(tmp_path))
+    assert _table.SCHEMA_VERSION == 1 and _table.USER_BLOCK_SIZE == 4096
+    table_file = _table.TableFile(str(fixture_table))
+    assert table_file.size == fixture_table.stat().st_size
+    assert table_file.index_json().startswith(b"{")
+    with pytest.raises(_table.FileOpenError):
+        _table.TableFile(str(fixture_table) + ".missing")
 
 
 def test_torch_ops_module_loads_and_registers() -> None:

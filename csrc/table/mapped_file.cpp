@@ -9,11 +9,13 @@
 #include <cstring>
 #include <stdexcept>
 
+#include "errors.h"
+
 namespace nb360 {
 
 namespace {
-std::runtime_error os_error(const std::string& what, const std::string& path) {
-  return std::runtime_error(what + " '" + path + "': " + std::strerror(errno));
+FileOpenError os_error(const std::string& what, const std::string& path) {
+  return FileOpenError(what + " '" + path + "': " + std::strerror(errno));
 }
 }  // namespace
 
@@ -27,7 +29,7 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    throw std::runtime_error("not a regular file: '" + path + "'");
+    throw FileOpenError("not a regular file: '" + path + "'");
   }
   size_ = static_cast<std::uint64_t>(st.st_size);
   if (size_ > 0) {
@@ -39,6 +41,10 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     data_ = static_cast<const std::uint8_t*>(p);
   }
   ::close(fd);  // the mapping keeps its own reference to the file
+}
+
+void MappedFile::release_pages() const {
+  if (data_ != nullptr) ::madvise(const_cast<std::uint8_t*>(data_), size_, MADV_DONTNEED);
 }
 
 MappedFile::~MappedFile() {

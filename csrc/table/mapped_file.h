@@ -12,7 +12,7 @@ namespace nb360 {
 
 class MappedFile {
  public:
-  explicit MappedFile(const std::string& path);  // throws std::runtime_error naming the path
+  explicit MappedFile(const std::string& path);  // throws FileOpenError naming the path
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -20,6 +20,10 @@ class MappedFile {
   const std::string& path() const { return path_; }
   std::uint64_t size() const { return size_; }
   const std::uint8_t* data() const { return data_; }
+
+  // Drops this process's page-table entries for the mapping (madvise MADV_DONTNEED). The pages stay
+  // in the OS page cache, shared by every process; the next access maps them again (a minor fault).
+  void release_pages() const;
 
   // True when [offset, offset + nbytes) lies inside the file (overflow-safe).
   bool contains(std::uint64_t offset, std::uint64_t nbytes) const {

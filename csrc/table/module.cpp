@@ -1,73 +1,144 @@
 // nb360._table: the torch-free compiled core of the precomputed table (pybind11 + numpy).
+//
+// TableFile opens an nb360 table (an HDF5 file) by mmap and reads where its datasets lie from the
+// HDF5 metadata; RunView answers single and batched lookups on one run group with the GIL
+// released for batches. The Python API in nb360/table/ builds on these.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
-#include <cstring>
+#include <algorithm>
 #include <memory>
-#include <stdexcept>
 #include <string>
 
-#include "mapped_file.h"
+#include "checksum.h"
+#include "errors.h"
+#include "table_file.h"
 
 namespace py = pybind11;
+using nb360::RunView;
+using nb360::TableFile;
 
 namespace {
 
-// Gathers float32 elements region[indices] from a contiguous float32 region of the file.
-// Raises IndexError on any out-of-range index and ValueError when the region is not in the file.
-py::array_t<float> gather_f32(const nb360::MappedFile& file, std::uint64_t offset, std::uint64_t count,
-                              py::array_t<std::int64_t, py::array::c_style | py::array::forcecast> indices) {
-  if (offset % alignof(float) != 0) throw py::value_error("region offset is not 4-byte aligned");
-  if (count > (UINT64_MAX / sizeof(float)) || !file.contains(offset, count * sizeof(float))) {
-    throw py::value_error("region [" + std::to_string(offset) + ", +" + std::to_string(count) +
-                          " float32) lies outside '" + file.path() + "' (" + std::to_string(file.size()) +
-                          " bytes)");
-  }
-  py::buffer_info in = indices.request();
-  std::vector<py::ssize_t> shape(in.shape.begin(), in.shape.end());
-  py::array_t<float> out(shape);
-  const auto* idx = static_cast<const std::int64_t*>(in.ptr);
-  float* dst = out.mutable_data();
-  const auto* src = reinterpret_cast<const float*>(file.data() + offset);
-  const py::ssize_t n = in.size;
-  py::ssize_t bad = -1;
-  {
-    py::gil_scoped_release release;  // pure memory reads: let other Python threads run
-    for (py::ssize_t i = 0; i < n; ++i) {
-      const std::int64_t k = idx[i];
-      if (k < 0 || static_cast<std::uint64_t>(k) >= count) {
-        bad = i;
-        break;
-      }
-      dst[i] = src[k];
+using IndexArray = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
+
+[[noreturn]] void throw_out_of_range(const char* what, std::int64_t position, std::int64_t value, std::int64_t size) {
+  throw nb360::OutOfRangeError(std::string(what) + " " + std::to_string(value) + " (at position " +
+                               std::to_string(position) + ") is out of range [0, " + std::to_string(size) + ")");
+}
+
+// Each index array holds either n elements or one (broadcast to all n).
+py::tuple gather(const RunView& run, const IndexArray& archs, const IndexArray& metrics, const IndexArray& epochs) {
+  const py::ssize_t n = std::max({archs.size(), metrics.size(), epochs.size()});
+  for (const IndexArray* x : {&archs, &metrics, &epochs}) {
+    if (x->size() != n && x->size() != 1) {
+      throw py::value_error("gather: archs, metrics and epochs must each hold n elements or one");
     }
   }
-  if (bad >= 0) {
-    throw py::index_error("index " + std::to_string(idx[bad]) + " is out of range for a region of " +
-                          std::to_string(count) + " elements");
+  py::array_t<float> values(n);
+  py::array_t<bool> present(n);
+  const std::int64_t* a = archs.data();
+  const std::int64_t* m = metrics.data();
+  const std::int64_t* e = epochs.data();
+  const std::int64_t sa = archs.size() == n ? 1 : 0, sm = metrics.size() == n ? 1 : 0, se = epochs.size() == n ? 1 : 0;
+  std::int64_t bad;
+  {
+    py::gil_scoped_release release;
+    bad = run.gather(n, a, sa, m, sm, e, se, values.mutable_data(),
+                     reinterpret_cast<std::uint8_t*>(present.mutable_data()));
   }
+  if (bad >= 0) {
+    const std::int64_t av = a[bad * sa], mv = m[bad * sm], ev = e[bad * se];
+    if (av < 0 || av >= run.num_archs()) throw_out_of_range("arch index", bad, av, run.num_archs());
+    if (mv < 0 || mv >= run.num_metrics()) throw_out_of_range("metric index", bad, mv, run.num_metrics());
+    throw_out_of_range("epoch", bad, ev, run.num_epochs());
+  }
+  return py::make_tuple(values, present);
+}
+
+py::tuple gather_scalars(const RunView& run, const IndexArray& archs, std::int64_t index) {
+  const py::ssize_t n = archs.size();
+  py::array_t<double> values(n);
+  py::array_t<bool> present(n);
+  std::int64_t bad;
+  {
+    py::gil_scoped_release release;
+    bad = run.gather_scalars(n, archs.data(), index, values.mutable_data(),
+                             reinterpret_cast<std::uint8_t*>(present.mutable_data()));
+  }
+  if (bad >= 0) throw_out_of_range("arch index", bad, archs.data()[bad], run.num_archs());
+  return py::make_tuple(values, present);
+}
+
+py::dict dataset_info(const TableFile& table, std::uint64_t address) {
+  const nb360::DatasetInfo d = table.dataset(address);
+  py::dict out;
+  out["shape"] = py::tuple(py::cast(d.shape));
+  out["dtype"] = std::string("<") + d.kind + std::to_string(d.itemsize);
+  out["offset"] = d.offset;
+  out["nbytes"] = d.nbytes;
   return out;
 }
 
 }  // namespace
 
 PYBIND11_MODULE(_table, m) {
-  m.doc() = "nb360's torch-free compiled table core: memory-mapped, bounds-checked lookups.";
+  m.doc() = "nb360's torch-free compiled table core: memory-mapped HDF5 tables, bounds-checked lookups.";
 
-  py::class_<nb360::MappedFile, std::shared_ptr<nb360::MappedFile>>(m, "MappedFile",
-                                                                   "A read-only memory map of a whole file.")
-      .def(py::init([](const std::string& path) {
-             try {
-               return std::make_shared<nb360::MappedFile>(path);
-             } catch (const std::runtime_error& e) {
-               PyErr_SetString(PyExc_OSError, e.what());
-               throw py::error_already_set();
-             }
-           }),
-           py::arg("path"))
-      .def_property_readonly("path", &nb360::MappedFile::path)
-      .def_property_readonly("size", &nb360::MappedFile::size, "File size in bytes.")
-      .def("gather_f32", &gather_f32, py::arg("offset"), py::arg("count"), py::arg("indices"),
-           "Return region[indices] for the float32 region of `count` elements at byte `offset`.");
+  py::register_exception<nb360::FormatError>(m, "FormatError", PyExc_ValueError);
+  py::register_exception<nb360::MissingValueError>(m, "MissingValueError", PyExc_LookupError);
+  py::register_exception<nb360::OutOfRangeError>(m, "OutOfRangeError", PyExc_IndexError);
+  py::register_exception<nb360::FileOpenError>(m, "FileOpenError", PyExc_OSError);
+
+  m.attr("SCHEMA_VERSION") = nb360::kSchemaVersion;
+  m.attr("HEADER_VERSION") = nb360::kHeaderFormatVersion;
+  m.attr("USER_BLOCK_SIZE") = nb360::kUserBlockSize;
+
+  m.def(
+      "lookup3",
+      [](py::bytes data, std::uint32_t initval) {
+        const std::string s = data;
+        return nb360::lookup3(reinterpret_cast<const std::uint8_t*>(s.data()), s.size(), initval);
+      },
+      py::arg("data"), py::arg("initval") = 0, "Jenkins lookup3 hash (HDF5's metadata checksum).");
+
+  py::class_<TableFile, std::shared_ptr<TableFile>>(m, "TableFile", py::buffer_protocol(),
+                                                     "An opened nb360 table file (read-only memory map).")
+      .def(py::init<std::string>(), py::arg("path"))
+      .def_property_readonly("path", [](const TableFile& t) { return t.file().path(); })
+      .def_property_readonly("size", [](const TableFile& t) { return t.file().size(); }, "File size in bytes.")
+      .def_property_readonly("schema_version", &TableFile::schema_version)
+      .def_property_readonly("index_address", &TableFile::index_address)
+      .def("index_json", [](const TableFile& t) { return py::bytes(t.bytes_of(t.index_address())); },
+           "The bytes of the /nb360_index dataset (UTF-8 JSON).")
+      .def("release_pages", [](const TableFile& t) { t.file().release_pages(); },
+           "Drop this process's mapped pages (they stay in the shared page cache); lowers RSS after a traversal.")
+      .def("dataset_info", &dataset_info, py::arg("address"),
+           "Shape, dtype, absolute offset and size of the dataset whose object header is at `address`.")
+      // The whole file as a read-only buffer: np.frombuffer(table_file, dtype, count, offset) gives
+      // zero-copy views that numpy refuses to make writeable (the mapping is PROT_READ).
+      .def_buffer([](TableFile& t) {
+        return py::buffer_info(const_cast<std::uint8_t*>(t.file().data()), 1,
+                               py::format_descriptor<std::uint8_t>::format(), 1,
+                               {static_cast<py::ssize_t>(t.file().size())}, {1}, /*readonly=*/true);
+      });
+
+  py::class_<RunView, std::shared_ptr<RunView>>(m, "RunView", "Typed lookups on one run group of a table.")
+      .def(py::init<std::shared_ptr<const TableFile>, std::uint64_t, std::uint64_t, std::uint64_t, std::uint64_t,
+                    std::uint64_t>(),
+           py::arg("table"), py::arg("arch_rows"), py::arg("curves"), py::arg("curves_present"), py::arg("scalars"),
+           py::arg("scalars_present"))
+      .def_property_readonly("num_archs", &RunView::num_archs)
+      .def_property_readonly("num_rows", &RunView::num_rows)
+      .def_property_readonly("num_metrics", &RunView::num_metrics)
+      .def_property_readonly("num_epochs", &RunView::num_epochs)
+      .def_property_readonly("num_scalars", &RunView::num_scalars)
+      .def("get", &RunView::get, py::arg("arch"), py::arg("metric"), py::arg("epoch"),
+           "One curve value; raises MissingValueError when not recorded.")
+      .def("gather", &gather, py::arg("archs"), py::arg("metrics"), py::arg("epochs"),
+           "Batched lookup of int64 arrays (n elements, or one to broadcast) -> (float32 values, bool present); "
+           "missing values are NaN.")
+      .def("scalar", &RunView::scalar, py::arg("arch"), py::arg("index"))
+      .def("gather_scalars", &gather_scalars, py::arg("archs"), py::arg("index"));
 }

@@ -1,0 +1,321 @@
+"""Imports the released NAS-Bench-360 / NATS-Bench topology tables into nb360's HDF5 format.
+
+Reads both released layouts without `nats_bench`: the single `*.pickle.pbz2` file
+(`{"meta_archs", "arch2infos": {index: {hp: ArchResults state}}, ...}`) and the `-simple`
+directory (`meta.pickle.pbz2` plus one `NNNNNN.pickle.pbz2` per arch). Unpickling runs code, and
+these files come from the internet, so a restricted unpickler admits only the container and numpy
+types the released files contain.
+"""
+
+from __future__ import annotations
+
+import bz2
+import hashlib
+import io
+import math
+import os
+import pickle
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import __version__
+from ..errors import DataError, InputError
+from ..space import nb201
+from .protocols import protocol_for
+from .writer import RunData, write_table
+
+# The globals the released files reference (checked on the NATS-Bench fixtures: OrderedDict and
+# numpy scalars/dtypes; numpy arrays are admitted too). `numpy._core` is numpy 2's module name.
+_ALLOWED_GLOBALS = frozenset({
+    ("collections", "OrderedDict"),
+    ("numpy", "dtype"),
+    ("numpy", "ndarray"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+})
+_ARCH_FILE = re.compile(r"^(\d{6})\.pickle(\.pbz2)?$")
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """An unpickler that refuses every global outside the types a NATS-Bench table file contains."""
+
+    def __init__(self, file: io.BufferedIOBase, source: str) -> None:
+        super().__init__(file)
+        self.source = source
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _ALLOWED_GLOBALS:
+            return super().find_class(module, name)
+        raise DataError(f"refusing to unpickle {module}.{name} from {self.source}: NATS-Bench table files hold only "
+                        "dicts, lists and numpy values, so this file is either not a table or malicious")
+
+
+def load_pickle(path: Path) -> Any:
+    """Load a bz2-compressed (`.pbz2`) or plain pickle with the restricted unpickler."""
+    try:
+        with open(path, "rb") as raw:
+            magic = raw.read(3)
+            raw.seek(0)
+            stream: Any = bz2.BZ2File(raw) if magic == b"BZh" else raw
+            return RestrictedUnpickler(stream, str(path)).load()
+    except DataError:
+        raise
+    except FileNotFoundError:
+        raise DataError(f"table source file not found: {path}") from None
+    except (OSError, EOFError, pickle.UnpicklingError, ValueError, AttributeError, IndexError, TypeError) as exc:
+        raise DataError(f"{path} is not a readable NATS-Bench pickle ({type(exc).__name__}: {exc}); the file is "
+                        "truncated or corrupt: download it again") from None
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass
+class _RunAccumulator:
+    """Arrays for one (task, hp, seed), one row per recorded arch, grown as records arrive."""
+
+    task: str
+    hp: str
+    seed: int
+    epochs: int
+    rows: dict[int, int] = field(default_factory=dict)  # arch index -> row
+    capacity: int = 16
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    scalars: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    eval_names: list[str] = field(default_factory=list)
+    network: dict[str, Any] | None = None
+
+    def row(self, arch: int) -> int:
+        """The row of `arch`, allocating one (and growing every array) on first sight."""
+        r = self.rows.get(arch)
+        if r is None:
+            r = self.rows[arch] = len(self.rows)
+            if r >= self.capacity:
+                self._grow()
+        return r
+
+    def _grow(self) -> None:
+        old, self.capacity = self.capacity, self.capacity * 2
+        for store in (self.curves, self.scalars):
+            for name, (values, present) in store.items():
+                new_values = np.full((self.capacity,) + values.shape[1:], np.nan, dtype=values.dtype)
+                new_present = np.zeros((self.capacity,) + present.shape[1:], dtype=bool)
+                new_values[:old], new_present[:old] = values, present
+                store[name] = (new_values, new_present)
+
+    def curve(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name not in self.curves:
+            self.curves[name] = (np.full((self.capacity, self.epochs), np.nan, dtype=np.float32),
+                                 np.zeros((self.capacity, self.epochs), dtype=bool))
+        return self.curves[name]
+
+    def scalar(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        if name not in self.scalars:
+            self.scalars[name] = (np.full(self.capacity, np.nan), np.zeros(self.capacity, dtype=bool))
+        return self.scalars[name]
+
+
+@dataclass
+class _ImportState:
+    num_archs: int
+    tasks: set[str] | None
+    runs: dict[tuple[str, str, int], _RunAccumulator] = field(default_factory=dict)
+    nan_dropped: int = 0
+    archs_seen: int = 0
+
+
+def _as_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise DataError(f"expected a number in the table record, got {type(value).__name__} {value!r}") from None
+
+
+def _put(state: _ImportState, values: np.ndarray, present: np.ndarray, row: int, epoch: int, value: Any,
+         where: str) -> None:
+    v = _as_float(value)
+    if v is None:
+        return
+    if not 0 <= epoch < values.shape[1]:
+        raise DataError(f"{where}: epoch {epoch} is outside the recorded {values.shape[1]} epochs")
+    if math.isnan(v):  # NaN in the source means "not measured" (e.g. a mean of an empty list): keep it absent
+        state.nan_dropped += 1
+        return
+    values[row, epoch] = v
+    present[row, epoch] = True
+
+
+def _add_record(state: _ImportState, arch: int, hp: str, task: str, seed: int, rc: dict[str, Any]) -> None:
+    where = f"arch {arch} hp {hp} {task} seed {seed}"
+    epochs = int(rc.get("epochs") or 0)
+    if epochs <= 0:
+        raise DataError(f"{where}: the record has no epoch count")
+    key = (task, hp, seed)
+    acc = state.runs.get(key)
+    if acc is None:
+        acc = state.runs[key] = _RunAccumulator(task, hp, seed, epochs)
+    if acc.epochs != epochs:
+        raise DataError(f"{where}: {epochs} epochs, but other archs of this run record {acc.epochs}")
+    row = acc.row(arch)
+    for source_key, metric in (("train_losses", "train-loss"), ("train_acc1es", "train-accuracy"),
+                               ("train_acc5es", "train-accuracy5"), ("train_times", "train-time")):
+        per_epoch = rc.get(source_key)
+        if per_epoch is None:
+            continue
+        values, present = acc.curve(metric)
+        for epoch, value in per_epoch.items():
+            _put(state, values, present, row, int(epoch), value, where)
+    for source_key, quantity in (("eval_losses", "loss"), ("eval_acc1es", "accuracy"), ("eval_acc5es", "accuracy5"),
+                                 ("eval_times", "time")):
+        per_split = rc.get(source_key)
+        if per_split is None:
+            continue
+        for split_epoch, value in per_split.items():
+            split, sep, epoch = str(split_epoch).rpartition("@")
+            if not sep or not epoch.isdigit():
+                raise DataError(f"{where}: eval key {split_epoch!r} is not of the form '<split>@<epoch>'")
+            if split not in acc.eval_names:
+                acc.eval_names.append(split)
+            values, present = acc.curve(f"{split}-{quantity}")
+            _put(state, values, present, row, int(epoch), value, where)
+    for name, value in (("params", rc.get("params")), ("flops", rc.get("flop"))):
+        values, present = acc.scalar(name)
+        v = _as_float(value)
+        if v is not None and not math.isnan(v):
+            values[row], present[row] = v, True
+    latency = rc.get("latency")
+    if latency is not None:
+        finite = [float(x) for x in (latency if isinstance(latency, (list, tuple)) else [latency])
+                  if x is not None and not math.isnan(float(x))]
+        values, present = acc.scalar("latency")
+        if finite:
+            values[row], present[row] = float(np.mean(finite)), True
+    config = rc.get("arch_config") or {}
+    network = {k: config.get(k) for k in ("channel", "num_cells", "class_num")}
+    if acc.network is None:
+        acc.network = network
+    elif acc.network != network:
+        raise DataError(f"{where}: network config {network} differs from other archs' {acc.network}")
+
+
+def _add_arch(state: _ImportState, index: int, per_hp: dict[str, Any], meta_archs: list[str]) -> None:
+    """Add every (hp, dataset, seed) record of one arch."""
+    if not isinstance(per_hp, dict):
+        raise DataError(f"arch {index}: expected a dict of fidelities, got {type(per_hp).__name__}")
+    for hp, arch_state in per_hp.items():
+        arch_str = arch_state.get("arch_str") if isinstance(arch_state, dict) else None
+        if arch_str is None:
+            raise DataError(f"arch {index} hp {hp}: not an ArchResults record")
+        nb360_index = nb201.index_of(arch_str)
+        if meta_archs and meta_archs[index] != arch_str:
+            raise DataError(f"arch {index}: record says {arch_str} but meta_archs says {meta_archs[index]}")
+        for (task, seed), rc in arch_state.get("all_results", {}).items():
+            if state.tasks is not None and task not in state.tasks:
+                continue
+            _add_record(state, nb360_index, str(hp), str(task), int(seed), rc)
+    state.archs_seen += 1
+
+
+def _finish(state: _ImportState) -> list[RunData]:
+    runs = []
+    for (task, hp, seed), acc in sorted(state.runs.items()):
+        train = [m for m in ("train-loss", "train-accuracy", "train-accuracy5", "train-time") if m in acc.curves]
+        evals = [f"{s}-{q}" for s in acc.eval_names for q in ("loss", "accuracy", "accuracy5", "time")
+                 if f"{s}-{q}" in acc.curves]
+        metrics = train + evals
+        scalars = [s for s in ("params", "flops", "latency") if s in acc.scalars]
+        n = len(acc.rows)
+        curves = np.stack([acc.curves[m][0][:n] for m in metrics], axis=1)
+        present = np.stack([acc.curves[m][1][:n] for m in metrics], axis=1)
+        scalar_values = np.stack([acc.scalars[s][0][:n] for s in scalars], axis=1) if scalars else np.zeros((n, 0))
+        scalar_present = np.stack([acc.scalars[s][1][:n] for s in scalars], axis=1) if scalars else \
+            np.zeros((n, 0), dtype=bool)
+        valid_split = "x-valid" if "x-valid" in acc.eval_names else ("ori-test" if "ori-test" in acc.eval_names
+                                                                     else None)
+        runs.append(RunData(task=task, hp=hp, seed=seed, metrics=metrics, scalars=scalars,
+                            arch_ids=np.fromiter(acc.rows, dtype=np.int64, count=n), curves=curves,
+                            curves_present=present, scalar_values=scalar_values, scalars_present=scalar_present,
+                            valid_split=valid_split, time_kind="pseudo",
+                            protocol=protocol_for(task, hp, acc.epochs, acc.network or {})))
+    return runs
+
+
+def _iter_simple_dir(src: Path, meta_archs: list[str]) -> Iterator[tuple[int, Path]]:
+    for entry in sorted(os.listdir(src)):
+        match = _ARCH_FILE.match(entry)
+        if match:
+            index = int(match.group(1))
+            if index >= len(meta_archs):
+                raise DataError(f"{src / entry}: arch index {index} is beyond the {len(meta_archs)} archs of meta")
+            yield index, src / entry
+
+
+def _check_meta(meta: Any, where: str) -> list[str]:
+    if not isinstance(meta, dict) or "meta_archs" not in meta:
+        raise DataError(f"{where} is not a NATS-Bench topology table (no 'meta_archs')")
+    archs = list(meta["meta_archs"])
+    if len(archs) != nb201.NUM_ARCHS:
+        raise DataError(f"{where} lists {len(archs)} archs; the NB201 topology space has {nb201.NUM_ARCHS}")
+    for i, a in enumerate(archs):
+        if nb201.index_of(a) != i:
+            raise DataError(f"{where}: arch {i} is {a}, which nb360 indexes as {nb201.index_of(a)}; the file does not "
+                            "follow the NAS-Bench-201 order")
+    return archs
+
+
+def import_nats(src: str | os.PathLike, out: str | os.PathLike, tasks: Iterable[str] | None = None,
+                progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None) -> Path:
+    """Convert a released NATS-Bench / NAS-Bench-360 topology table (file or -simple dir) into an nb360 table."""
+    src, out = Path(src), Path(out)
+    progress = progress or (lambda it, total: it)
+    state = _ImportState(num_archs=nb201.NUM_ARCHS, tasks=set(tasks) if tasks else None)
+    if src.is_dir():
+        meta_path = next((src / n for n in ("meta.pickle.pbz2", "meta.pickle") if (src / n).exists()), None)
+        if meta_path is None:
+            raise DataError(f"{src} is not a NATS-Bench -simple directory: meta.pickle.pbz2 is missing")
+        meta_archs = _check_meta(load_pickle(meta_path), str(meta_path))
+        files = list(_iter_simple_dir(src, meta_archs))
+        if not files:
+            raise DataError(f"{src} holds no per-arch files (NNNNNN.pickle.pbz2)")
+        digest = hashlib.sha256()
+        for index, path in progress(files, len(files)):
+            digest.update(f"{path.name}:{_sha256_file(path)}\n".encode())
+            _add_arch(state, index, load_pickle(path), meta_archs)
+        provenance = {"source_file": src.name, "source_format": "nats-tss -simple directory",
+                      "source_sha256": _sha256_file(meta_path), "source_files_sha256": digest.hexdigest(),
+                      "source_files": len(files) + 1}
+    elif src.is_file():
+        data = load_pickle(src)
+        meta_archs = _check_meta(data, str(src))
+        arch2infos = data.get("arch2infos")
+        if not isinstance(arch2infos, dict) or not arch2infos:
+            raise DataError(f"{src} has no per-arch records ('arch2infos' is empty): it may be the meta file of a "
+                            "-simple directory; import the directory instead")
+        for index, per_hp in progress(sorted(arch2infos.items()), len(arch2infos)):
+            _add_arch(state, int(index), per_hp, meta_archs)
+        provenance = {"source_file": src.name, "source_format": "nats-tss single file",
+                      "source_sha256": _sha256_file(src)}
+    else:
+        raise DataError(f"table source not found: {src}")
+    if not state.runs:
+        wanted = f" for tasks {sorted(state.tasks)}" if state.tasks else ""
+        raise InputError(f"{src} holds no records{wanted}")
+    provenance.update({"importer": f"nb360 {__version__} nb360.table.importer", "archs_imported": state.archs_seen,
+                       "nan_values_dropped": state.nan_dropped,
+                       "note": "values as recorded by the source; times are NATS-Bench pseudo-times (time_kind)"})
+    return write_table(out, _finish(state), archs=[nb201.arch_str(i) for i in range(nb201.NUM_ARCHS)],
+                       provenance=provenance)
