@@ -27,8 +27,9 @@ RUN_DATASETS = ("arch_rows", "curves", "curves_present", "scalars", "scalars_pre
 # Curve names are "<split>-<quantity>": split is "train" or an eval split name as recorded
 # (NATS-Bench: "x-valid", "x-test", "ori-test"), quantity one of QUANTITIES.
 QUANTITIES = ("loss", "accuracy", "accuracy5", "time")
-# Quantities to minimise (the rest are maximised) when a search or `best` does not say.
-MINIMISED_QUANTITIES = ("loss", "time", "error")
+# Quantities to minimise (the rest are maximised) when a search or `best` does not say: losses,
+# times, and the task metrics that nb360.metrics.DIRECTION marks "min".
+MINIMISED_QUANTITIES = ("loss", "time", "error", "rel_l2", "mae8", "mlr8", "lr12", "mlr12", "fnr", "auroc_error")
 
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
 

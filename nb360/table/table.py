@@ -41,6 +41,7 @@ class RunInfo:
     group: str
     datasets: dict[str, int]
     sha256: dict[str, str]
+    row_sharing: str = "none"
 
 
 class _Run:
@@ -76,7 +77,7 @@ class Table:
                     metrics=tuple(r["metrics"]), scalars=tuple(r["scalars"]), valid_split=r.get("valid_split"),
                     time_kind=r.get("time_kind", "measured"), protocol=r.get("protocol", {}),
                     group=r.get("group", ""), datasets={k: int(v) for k, v in r["datasets"].items()},
-                    sha256=r.get("sha256", {}))
+                    sha256=r.get("sha256", {}), row_sharing=r.get("row_sharing", "none"))
             for r in index["runs"])
         self._opened: dict[tuple[str, str, int], _Run] = {}
         self._selected: dict[tuple[Any, Any, Any], tuple[_Run, ...]] = {}
@@ -146,7 +147,9 @@ class Table:
         out["runs"] = [
             {"task": r.task, "hp": r.hp, "seed": r.seed, "epochs": r.epochs, "metrics": list(r.metrics),
              "scalars": list(r.scalars), "valid_split": r.valid_split, "time_kind": r.time_kind,
-             "archs_recorded": int(self.archs(task=r.task, hp=r.hp, seed=r.seed).size), "protocol": r.protocol}
+             "archs_recorded": int(self.archs(task=r.task, hp=r.hp, seed=r.seed).size),
+             "rows": int(self._file.dataset_info(r.datasets["curves"])["shape"][0]), "row_sharing": r.row_sharing,
+             "protocol": r.protocol}
             for r in self.runs]
         return out
 

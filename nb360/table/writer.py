@@ -38,6 +38,9 @@ class RunData:
     valid_split: str | None = None  # eval split used as the search signal (NATS: x-valid, else ori-test)
     time_kind: str = "measured"  # "measured", or "pseudo" for the calibrated times of NATS-Bench files
     protocol: dict[str, Any] = field(default_factory=dict)  # training protocol, with its source
+    # "isomorphism": archs that were not trained read the row of their isomorphism class's
+    # representative (nb360.space.nb201.canonical) when that one was trained; "none": they are absent.
+    row_sharing: str = "none"
 
     @property
     def epochs(self) -> int:
@@ -134,6 +137,14 @@ def _write_run(f: Any, run: RunData, num_archs: int) -> dict[str, Any]:
     scalars = np.where(run.scalars_present, run.scalar_values, np.nan).astype("<f8")[order]
     arch_rows = np.full(num_archs, -1, dtype="<i4")
     arch_rows[np.asarray(run.arch_ids)[order]] = np.arange(len(order), dtype="<i4")
+    if run.row_sharing == "isomorphism":
+        from ..space import nb201
+
+        canonical = nb201.canonical_array()
+        untrained = arch_rows < 0
+        arch_rows[untrained] = arch_rows[canonical[untrained]]
+    elif run.row_sharing != "none":
+        raise ValueError(f"unknown row_sharing {run.row_sharing!r}")
     arrays = {
         "arch_rows": arch_rows,
         "curves": curves,
@@ -144,7 +155,8 @@ def _write_run(f: Any, run: RunData, num_archs: int) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "task": run.task, "hp": run.hp, "seed": int(run.seed), "group": group.name, "epochs": run.epochs,
         "metrics": list(run.metrics), "scalars": list(run.scalars), "valid_split": run.valid_split,
-        "time_kind": run.time_kind, "protocol": run.protocol, "datasets": {}, "sha256": {},
+        "time_kind": run.time_kind, "row_sharing": run.row_sharing, "protocol": run.protocol, "datasets": {},
+        "sha256": {},
     }
     for name in RUN_DATASETS:
         ds = group.create_dataset(name, data=arrays[name])  # contiguous, uncompressed: mmap-able
@@ -160,5 +172,6 @@ def _write_run(f: Any, run: RunData, num_archs: int) -> dict[str, Any]:
     group.attrs["scalars"] = np.array([s.encode() for s in run.scalars]) if run.scalars else np.array([], dtype="S1")
     group.attrs["valid_split"] = run.valid_split or ""
     group.attrs["time_kind"] = run.time_kind
+    group.attrs["row_sharing"] = run.row_sharing
     group.attrs["protocol"] = json.dumps(run.protocol)
     return entry

@@ -1,0 +1,193 @@
+"""The training loop shared by evaluation, the table builder and search: seeded, deterministic, timed.
+
+`TrainConfig` is the protocol (SGD with momentum/nesterov/weight decay, cosine or step schedule
+updated per iteration as NAS-Bench-201/360 do); `fit` runs it epoch by epoch and hands every
+epoch's record to a callback, which is where callers log, checkpoint or stop.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..errors import InputError
+from .objectives import Objective
+
+
+@dataclass
+class TrainConfig:
+    """A training protocol."""
+
+    epochs: int
+    batch_size: int
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"  # "cosine" (to eta_min, per iteration), "step" (milestones x gamma), "constant"
+    eta_min: float = 0.0
+    milestones: tuple[int, ...] = ()
+    gamma: float = 0.1
+    eval_batch_size: int | None = None
+    grad_clip: float | None = None
+    seed: int = 0
+    extras: dict[str, Any] = field(default_factory=dict)  # free-form facts recorded with the protocol
+
+    def validate(self) -> None:
+        """Raise InputError on impossible settings."""
+        if self.epochs < 1 or self.batch_size < 1:
+            raise InputError(f"epochs and batch_size must be >= 1, got {self.epochs} and {self.batch_size}")
+        if not self.lr > 0:
+            raise InputError(f"the learning rate must be > 0, got {self.lr}")
+        if self.schedule not in ("cosine", "step", "constant"):
+            raise InputError(f"unknown schedule {self.schedule!r}: use cosine, step or constant")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The protocol as JSON-ready data."""
+        d = asdict(self)
+        d["milestones"] = list(self.milestones)
+        return d
+
+
+def seed_everything(seed: int, deterministic: bool = True) -> None:
+    """Seed Python, numpy and torch (CPU and CUDA) and ask torch for deterministic algorithms."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+        torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def make_loader(dataset: Any, batch_size: int, *, shuffle: bool, seed: int = 0, drop_last: bool = False,
+                num_workers: int = 0) -> torch.utils.data.DataLoader:
+    """A DataLoader whose order depends only on `seed` (and the epoch, through the generator's state)."""
+    generator = torch.Generator()
+    generator.manual_seed(seed)
+    return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
+                                       num_workers=num_workers, generator=generator,
+                                       worker_init_fn=_seed_worker if num_workers else None)
+
+
+def _seed_worker(worker_id: int) -> None:
+    seed = torch.initial_seed() % 2**32
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """SGD with the protocol's momentum, nesterov and weight decay."""
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
+                           weight_decay=cfg.weight_decay)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+                   steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """The learning-rate schedule, stepped once per iteration."""
+    total = max(1, cfg.epochs * steps_per_epoch)
+    ratio = cfg.eta_min / cfg.lr
+
+    def factor(step: int) -> float:
+        if cfg.schedule == "cosine":
+            return ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
+        if cfg.schedule == "step":
+            epoch = step // max(1, steps_per_epoch)
+            return cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
+        return 1.0
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def train_one_epoch(model: torch.nn.Module, loader: Any, objective: Objective, optimizer: torch.optim.Optimizer,
+                    scheduler: Any, device: torch.device, grad_clip: float | None = None) -> dict[str, float]:
+    """One pass over `loader`; returns {"loss", "accuracy" (when the objective counts it), "time"}."""
+    model.train()
+    start = time.perf_counter()
+    total, count, sums = 0.0, 0, {}
+    for batch in loader:
+        optimizer.zero_grad(set_to_none=True)
+        loss, batch_stats = objective.loss(model, batch, device)
+        loss.backward()
+        if grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        optimizer.step()
+        scheduler.step()
+        n = len(batch[0])
+        # objectives whose loss sums over the batch (Darcy's LpLoss) report that sum; the rest a mean
+        total += float(loss.detach()) * (1 if objective.loss_is_sum else n)
+        count += n
+        for key, value in batch_stats.items():
+            sums[key] = sums.get(key, 0.0) + value
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return {"loss": total / max(1, count), **objective.train_summary(sums, count),
+            "time": time.perf_counter() - start}
+
+
+def timed_evaluate(model: torch.nn.Module, loader: Any, objective: Objective, device: torch.device) -> dict[str, float]:
+    """objective.evaluate plus its wall time ("time", seconds)."""
+    model.eval()
+    start = time.perf_counter()
+    result = objective.evaluate(model, loader, device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    result["time"] = time.perf_counter() - start
+    return result
+
+
+EpochCallback = Callable[[int, dict[str, Any]], None]
+
+
+def fit(model: torch.nn.Module, train_set: Any, eval_sets: dict[str, Any], objective: Objective, cfg: TrainConfig,
+        device: torch.device, on_epoch: EpochCallback | None = None, start_epoch: int = 0,
+        state: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Train `model` with `cfg`, evaluating every split of `eval_sets` after each epoch.
+
+    `on_epoch(epoch, record)` receives {"train": {...}, "<split>": {...}, "lr": ...} and may save a
+    checkpoint with `training_state(...)`; pass a saved `state` and `start_epoch` to resume exactly.
+    Returns the last epoch's record.
+    """
+    cfg.validate()
+    model.to(device)
+    loader = make_loader(train_set, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    eval_loaders = {name: make_loader(ds, cfg.eval_batch_size or cfg.batch_size, shuffle=False)
+                    for name, ds in eval_sets.items() if ds is not None}
+    optimizer = make_optimizer(model, cfg)
+    scheduler = make_scheduler(optimizer, cfg, len(loader))
+    if state is not None:
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        loader.generator.set_state(state["loader_generator"])
+        torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state(state["cuda_rng"], device)
+        random.setstate(state["python_rng"])
+        np.random.set_state(state["numpy_rng"])
+    record: dict[str, Any] = {}
+    for epoch in range(start_epoch, cfg.epochs):
+        record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
+                  "train": train_one_epoch(model, loader, objective, optimizer, scheduler, device, cfg.grad_clip)}
+        for name, eval_loader in eval_loaders.items():
+            record[name] = timed_evaluate(model, eval_loader, objective, device)
+        if on_epoch is not None:
+            on_epoch(epoch, {**record, "_state": lambda: training_state(model, optimizer, scheduler, loader, device)})
+    return record
+
+
+def training_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, loader: Any,
+                   device: torch.device) -> dict[str, Any]:
+    """Everything needed to resume bit-identically after this epoch."""
+    return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "loader_generator": loader.generator.get_state(), "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "python_rng": random.getstate(), "numpy_rng": np.random.get_state()}

@@ -1,0 +1,139 @@
+"""`nb360 table build`: tiny builds on a generated Darcy Flow set (SYNTHETIC PDE data), resume, sharing, Ray."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from nb360.build import BuildSpec, WorkDir, build_table
+from nb360.build import executors as executors_module
+from nb360.errors import InputError
+from nb360.space import nb201
+from nb360.table import Table
+
+
+@pytest.fixture(scope="module")
+def darcy_root(tmp_path_factory):
+    from nb360.data.darcy_generator import generate_darcyflow
+
+    root = tmp_path_factory.mktemp("darcy")
+    generate_darcyflow(root, n_train=40, n_test=10, resolution=8, seed=0, workers=1, progress=False)
+    return root
+
+
+def tiny_spec(root, archs="0-3", **kw) -> BuildSpec:
+    settings = {"epochs": 2, "channels": 2, "cells": 1, "batch_size": 8, "lr": 0.05, "latency_repeats": 2, **kw}
+    return BuildSpec(task="darcyflow", data_root=str(root), archs=archs, **settings)
+
+
+def test_tiny_build_records_everything(darcy_root, tmp_path) -> None:
+    out = build_table(tiny_spec(darcy_root), tmp_path / "t.h5", shard_size=3, progress=False)
+    t = Table.open(out)
+    (run,) = t.runs
+    assert (run.task, run.hp, run.seed, run.time_kind) == ("darcyflow", "2", 777, "measured")
+    assert list(t.archs()) == [0, 1, 2, 3]
+    for metric in ("train-loss", "train-accuracy", "train-time", "x-valid-rel_l2", "ori-test-rel_l2",
+                   "ori-test-time"):
+        assert metric in run.metrics
+    values = t.query_batch([0, 1, 2, 3], "x-valid-rel_l2", [[0], [1]], hp="2")
+    assert values.shape == (2, 4) and np.isfinite(values).all() and (values > 0).all()
+    assert (t.query_batch(range(4), "train-time", 1, hp="2") > 0).all()
+    assert t.scalar(0, "latency", hp="2") > 0 and t.scalar(0, "params", hp="2") > 0
+    protocol = run.protocol
+    assert protocol["lr"] == 0.05 and protocol["network"] == {"channel": 2, "num_cells": 1}
+    assert protocol["data"]["files"]["darcyflow_generated_train.mat"]["sha256"]
+    assert protocol["environment"]["torch"]
+    # x-valid is the search signal; accuracy = 1 - relative L2 as NAS-Bench-360 records it
+    acc = t.query(2, "x-valid-accuracy", hp="2")
+    assert acc == pytest.approx(1 - t.query(2, "x-valid-rel_l2", hp="2"), abs=1e-6)
+
+
+def test_interrupted_build_resumes_without_losing_shards(darcy_root, tmp_path, monkeypatch) -> None:
+    spec = tiny_spec(darcy_root, archs="0-4")
+    reference = Table.open(build_table(spec, tmp_path / "ref.h5", shard_size=2, progress=False))
+
+    calls: list[tuple[int, ...]] = []
+    real = executors_module.run_local
+
+    def crash_after_first(spec_dict, shards, workers):
+        for shard, records in real(spec_dict, shards, workers):
+            calls.append(shard.archs)
+            yield shard, records
+            raise KeyboardInterrupt  # the build is killed after its first shard
+
+    monkeypatch.setitem(executors_module.EXECUTORS, "local", crash_after_first)
+    with pytest.raises(KeyboardInterrupt):
+        build_table(spec, tmp_path / "resumed.h5", shard_size=2, progress=False)
+    assert calls == [(0, 1)]
+    seen = []
+
+    def counting(spec_dict, shards, workers):
+        seen.extend(s.archs for s in shards)
+        yield from real(spec_dict, shards, workers)
+
+    monkeypatch.setitem(executors_module.EXECUTORS, "local", counting)
+    resumed = Table.open(build_table(spec, tmp_path / "resumed.h5", shard_size=2, progress=False))
+    assert seen == [(2, 3), (4,)]  # only the unfinished shards ran again
+    for metric in ("train-loss", "x-valid-rel_l2", "ori-test-rel_l2"):  # training is deterministic per seed
+        np.testing.assert_array_equal(resumed.query_batch(range(5), metric, [[0], [1]], hp="2"),
+                                      reference.query_batch(range(5), metric, [[0], [1]], hp="2"))
+
+
+def test_work_dir_refuses_other_settings(darcy_root, tmp_path) -> None:
+    WorkDir(tmp_path / "w", tiny_spec(darcy_root), 2)
+    with pytest.raises(InputError, match="other settings .*lr"):
+        WorkDir(tmp_path / "w", tiny_spec(darcy_root, lr=0.1), 2)
+
+
+def test_unique_archs_share_rows_with_their_class(darcy_root, tmp_path, monkeypatch) -> None:
+    canon = nb201.canonical_array()
+    sizes = np.bincount(canon, minlength=nb201.NUM_ARCHS)
+    first = [int(r) for r in nb201.unique_indices() if sizes[r] > 1][:3]  # classes with several members
+    monkeypatch.setattr(BuildSpec, "arch_list", lambda self: list(first))
+    spec = tiny_spec(darcy_root, archs="unique")
+    t = Table.open(build_table(spec, tmp_path / "u.h5", progress=False))
+    members = [a for a in range(nb201.NUM_ARCHS) if nb201.canonical(a) == first[1]]
+    assert len(members) > 1
+    values = {t.query(a, "x-valid-rel_l2", hp="2") for a in members}
+    assert len(values) == 1
+    info = t.info()["runs"][0]
+    assert info["rows"] == 3 and info["row_sharing"] == "isomorphism"
+    assert info["archs_recorded"] == sum(nb201.canonical(a) in first for a in range(nb201.NUM_ARCHS))
+
+
+def test_arch_selection_errors(darcy_root) -> None:
+    with pytest.raises(InputError, match="--archs"):
+        tiny_spec(darcy_root, archs="x-y").arch_list()
+    with pytest.raises(InputError, match="outside"):
+        tiny_spec(darcy_root, archs="15620-15630").arch_list()
+    assert tiny_spec(darcy_root, archs="3:6").arch_list() == [3, 4, 5]
+    assert tiny_spec(darcy_root, archs="9,2,2").arch_list() == [2, 9]
+
+
+def test_cli_build_and_missing_data(darcy_root, tmp_path) -> None:
+    out = tmp_path / "cli.h5"
+    proc = subprocess.run([sys.executable, "-m", "nb360", "table", "build", "--task", "darcyflow", "--data-root",
+                           str(darcy_root), "--epochs", "1", "--archs", "5,6", "-C", "2", "-N", "1", "--batch-size",
+                           "8", "-o", str(out), "--no-progress"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    q = json.loads(subprocess.run([sys.executable, "-m", "nb360", "table", "query", str(out), "6", "--hp", "1",
+                                   "--json"], capture_output=True, text=True).stdout)
+    assert q["values"]["ori-test-rel_l2"] > 0
+    proc = subprocess.run([sys.executable, "-m", "nb360", "table", "build", "--task", "darcyflow", "--data-root",
+                           str(tmp_path / "empty"), "--epochs", "1", "-o", str(tmp_path / "x.h5")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "nb360 data" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_ray_executor_matches_local(darcy_root, tmp_path) -> None:
+    pytest.importorskip("ray")
+    spec = tiny_spec(darcy_root, archs="0-1")
+    local = Table.open(build_table(spec, tmp_path / "local.h5", progress=False))
+    ray_table = Table.open(build_table(spec, tmp_path / "ray.h5", executor="ray", workers=2, shard_size=1,
+                                       progress=False))
+    np.testing.assert_array_equal(local.query_batch([0, 1], "x-valid-rel_l2", [[0], [1]], hp="2"),
+                                  ray_table.query_batch([0, 1], "x-valid-rel_l2", [[0], [1]], hp="2"))
