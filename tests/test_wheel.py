@@ -1,9 +1,14 @@
-"""`pip wheel .` builds a wheel that installs into a fresh venv (torch first) and works there."""
+"""`pip wheel .` builds a wheel that auditwheel repairs as cibuildwheel is configured to, and that installs into a
+fresh venv (torch first) and works there: nb360 info, the ops, a table import and query. Also the
+[tool.cibuildwheel] configuration and docker/retag_wheel.py (the local version label of CUDA wheels)."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -14,6 +19,22 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
+
+
+def cibuildwheel_config() -> dict:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["cibuildwheel"]
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name, path=str(BIN))
+    assert found, f"{name} is missing from {BIN}: it is part of the test extras (`pip install -e '.[test]'`)"
+    return found
 
 
 def _copy_sources(dest: Path) -> None:
@@ -37,7 +58,7 @@ def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.slow
-def test_wheel_builds_and_works_in_a_fresh_venv(tmp_path: Path) -> None:
+def test_wheel_builds_and_works_in_a_fresh_venv(tmp_path: Path, fixture_table: Path) -> None:
     import torch
 
     src = tmp_path / "src"
@@ -60,13 +81,32 @@ def test_wheel_builds_and_works_in_a_fresh_venv(tmp_path: Path) -> None:
     report = _run([auditwheel, "show", str(wheel)]).stdout
     assert "platform tag" in report, report
 
+    # The repair step cibuildwheel runs ([tool.cibuildwheel] repair-wheel-command): a manylinux wheel that
+    # vendors nothing of torch's and still finds libtorch through its RUNPATH.
+    _tool("patchelf")
+    repaired_dir = tmp_path / "repaired"
+    repair = cibuildwheel_config()["repair-wheel-command"]
+    repair = repair.replace("{wheel}", str(wheel)).replace("{dest_dir}", str(repaired_dir))
+    path_env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    _run(["sh", "-c", repair], env=path_env)
+    (repaired,) = repaired_dir.glob("nb360-*.whl")
+    assert re.search(r"-manylinux_2_\d+_x86_64\.whl$", repaired.name), repaired.name
+    repaired_names = zipfile.ZipFile(repaired).namelist()
+    assert not [n for n in repaired_names if ".libs/" in n or "libtorch" in n or "libc10" in n], repaired_names
+    (c_module,) = [n for n in repaired_names if n.startswith("nb360/_C.")]
+    zipfile.ZipFile(repaired).extract(c_module, tmp_path / "unpacked")
+    rpath = _run([_tool("patchelf"), "--print-rpath", str(tmp_path / "unpacked" / c_module)]).stdout.strip()
+    assert rpath == "$ORIGIN/../torch/lib", rpath
+
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)])
     py = venv / "bin" / "python"
     _run([str(py), "-m", "pip", "install", "-q", f"torch=={torch.__version__.split('+')[0]}"])
-    _run([str(py), "-m", "pip", "install", "-q", str(wheel)])
+    _run([str(py), "-m", "pip", "install", "-q", str(repaired)])
 
-    info = json.loads(_run([str(venv / "bin" / "nb360"), "info", "--json"], cwd=tmp_path).stdout)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    nb360 = str(venv / "bin" / "nb360")
+    info = json.loads(_run([nb360, "info", "--json"], cwd=tmp_path, env=env).stdout)
     assert info["backends"]["_table"]["loaded"] and info["backends"]["_C_cpu"]["loaded"]
     assert str(venv) in info["backends"]["_C_cpu"]["path"]
 
@@ -76,5 +116,107 @@ def test_wheel_builds_and_works_in_a_fresh_venv(tmp_path: Path) -> None:
         assert torch.equal(nb360.ops.mixed_sum(xs, torch.tensor([1., 2., 3.])), torch.full((3,), 8.))
         print("ok")
     """)
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     assert _run([str(py), "-c", check], cwd=tmp_path, env=env).stdout.strip() == "ok"
+
+    # A table query from the installed wheel: its CLI imports the real NATS-Bench fixture, its CLI and its
+    # Python API answer, and both agree with the development build's answer.
+    from nats_records import FIXTURE_DIR
+
+    from nb360.table import Table
+
+    table = tmp_path / "fixture.h5"
+    _run([nb360, "table", "import", str(FIXTURE_DIR), "-o", str(table), "--tasks", "cifar100"], cwd=tmp_path, env=env)
+    answer = json.loads(_run([nb360, "table", "query", str(table), "11", "--task", "cifar100", "--metric",
+                              "x-valid-accuracy", "--seed", "777", "--json"], cwd=tmp_path, env=env).stdout)
+    api = _run([str(py), "-c", "import sys; from nb360.table import Table; print(repr(Table.open(sys.argv[1]).query("
+                "11, 'x-valid-accuracy', seed=777, task='cifar100')))", str(table)], cwd=tmp_path, env=env)
+    expected = Table.open(fixture_table).query(11, "x-valid-accuracy", seed=777, task="cifar100")
+    assert answer["index"] == 11 and answer["values"]["x-valid-accuracy"] == expected == float(api.stdout)
+    assert 60 < expected < 70
+
+    # cibuildwheel's test step, as configured: the self-check in the wheel's venv.
+    config = cibuildwheel_config()
+    test_command = config["test-command"].replace("{project}", str(src))
+    test_env = {**env, **config["test-environment"], "PATH": f"{venv / 'bin'}{os.pathsep}{env.get('PATH', '')}"}
+    selfcheck = _run(["sh", "-c", test_command], cwd=tmp_path, env=test_env).stdout
+    assert "self-check passed" in selfcheck and "CPU-only build" in selfcheck, selfcheck
+
+
+# ---------------------------------------------------------------- [tool.cibuildwheel]
+
+
+def test_cibuildwheel_config_is_valid() -> None:
+    """The section validates against cibuildwheel's own schema and selects CPython 3.10-3.14 manylinux x86_64."""
+    import jsonschema
+    from importlib.resources import files
+
+    schema = json.loads((files("cibuildwheel") / "resources" / "cibuildwheel.schema.json").read_text())
+    config = cibuildwheel_config()
+    jsonschema.validate(config, schema)
+    with pytest.raises(jsonschema.ValidationError):  # the schema does reject a malformed option
+        jsonschema.validate({**config, "build-frontend": {"name": "pip", "args": "--no-build-isolation"}}, schema)
+
+    proc = subprocess.run([_tool("cibuildwheel"), "--print-build-identifiers", "--platform", "linux"],
+                          capture_output=True, text=True, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == [f"cp3{minor}-manylinux_x86_64" for minor in range(10, 15)]
+
+
+def test_cibuildwheel_builds_against_the_pinned_cpu_torch_without_isolation() -> None:
+    from test_docker import DOCKER, read_constraints
+
+    config = cibuildwheel_config()
+    pins = read_constraints(DOCKER / "constraints-cpu.txt")
+    assert config["build-frontend"] == {"name": "pip", "args": ["--no-build-isolation"]}
+    assert config["manylinux-x86_64-image"] == "manylinux_2_28" and config["environment"]["NB360_CUDA"] == "OFF"
+    before_build = " ".join(config["before-build"])
+    requested = dict(re.findall(r"([A-Za-z0-9_.-]+)==(\S+)", before_build))
+    assert requested.pop("torch") == pins["torch"] and "download.pytorch.org/whl/cpu" in before_build
+    assert requested == {name: pins[name.replace("_", "-")] for name in requested}
+    assert set(requested) == {"scikit-build-core", "pybind11", "cmake", "ninja"}
+    assert f"torch=={pins['torch']}" in config["before-test"]
+    repair = config["repair-wheel-command"]
+    assert repair.startswith("auditwheel repair ") and "--exclude 'libtorch*.so'" in repair and "--exclude 'libc10*.so'" in repair
+
+
+# ---------------------------------------------------------------- docker/retag_wheel.py
+
+
+def _synthetic_wheel(path: Path) -> Path:
+    """A SYNTHETIC minimal wheel (one module, METADATA, WHEEL, RECORD) to retag."""
+    files = {
+        "demo/__init__.py": b"VALUE = 1\n",
+        "demo-0.1.0.dist-info/METADATA": b"Metadata-Version: 2.1\nName: demo\nVersion: 0.1.0\n",
+        "demo-0.1.0.dist-info/WHEEL": b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: false\nTag: cp311-cp311-linux_x86_64\n",
+    }
+    wheel = path / "demo-0.1.0-cp311-cp311-linux_x86_64.whl"
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(name, data)
+        zf.writestr("demo-0.1.0.dist-info/RECORD", "".join(f"{n},,\n" for n in [*files, "demo-0.1.0.dist-info/RECORD"]))
+    return wheel
+
+
+def test_retag_wheel_adds_a_local_version_label(tmp_path: Path) -> None:
+    wheel = _synthetic_wheel(tmp_path)
+    retag = [sys.executable, str(ROOT / "docker" / "retag_wheel.py")]
+    _run([*retag, "--local", "cu128", "-w", str(tmp_path / "out"), str(wheel)])
+    (out,) = (tmp_path / "out").glob("*.whl")
+    assert out.name == "demo-0.1.0+cu128-cp311-cp311-linux_x86_64.whl"
+    zf = zipfile.ZipFile(out)
+    assert sorted(zf.namelist()) == sorted(["demo/__init__.py", "demo-0.1.0+cu128.dist-info/METADATA",
+                                            "demo-0.1.0+cu128.dist-info/WHEEL", "demo-0.1.0+cu128.dist-info/RECORD"])
+    assert "Version: 0.1.0+cu128\n" in zf.read("demo-0.1.0+cu128.dist-info/METADATA").decode()
+    for line in zf.read("demo-0.1.0+cu128.dist-info/RECORD").decode().splitlines():
+        name, digest, size = line.split(",")
+        if name.endswith("RECORD"):
+            assert digest == size == ""
+            continue
+        data = zf.read(name)
+        assert digest == "sha256=" + base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        assert int(size) == len(data)
+
+    for bad, message in [(["--local", "cu128", str(out)], "already has a local version"),
+                         (["--local", "CU-128", str(wheel)], "invalid local version label")]:
+        proc = subprocess.run([*retag, "-w", str(tmp_path / "bad"), *bad], capture_output=True, text=True)
+        assert proc.returncode == 2 and message in proc.stderr, proc.stderr
