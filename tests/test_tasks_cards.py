@@ -126,6 +126,39 @@ def test_baseline_protocol(name: str) -> None:
     assert ("ResNet1D" if EXPECTED[name][0] == "point1d" else "WRN-16-4") in baseline["model"]
 
 
+@pytest.mark.parametrize("name", list(EXPECTED))
+def test_baseline_protocol_is_machine_readable(name: str) -> None:
+    card = get_task(name)
+    protocol = card.protocol()
+    dense = EXPECTED[name][0] == "dense2d"
+    assert (protocol.learning_rate, protocol.epochs, protocol.batch_size) == (
+        card.baseline["learning_rate"], 200, card.baseline["batch_size"])
+    assert (protocol.momentum, protocol.weight_decay, protocol.nesterov) == (0.9, 5e-4, True)
+    assert (protocol.schedule, protocol.step_every, protocol.gamma) == ("step", "epoch", 0.2)
+    assert protocol.milestones == (60, 120, 160) == protocol.milestones_for(200)
+    assert protocol.milestones_for(10) == (3, 7, 9)  # the original's rule for other epoch counts
+    assert "weight_sched" in protocol.source
+    assert bool(protocol.uncertain) == dense  # dense cards: nesterov is not in the code read at 269846a
+
+
+@pytest.mark.parametrize(("edit", "field"), [
+    (lambda t: t.replace("milestones = [60, 120, 160]", "milestones = [120, 60, 160]"), "baseline.schedule.milestones"),
+    (lambda t: t.replace("milestones = [60, 120, 160]", "milestones = [60, 120, 200]"), "baseline.schedule.milestones"),
+    (lambda t: t.replace("gamma = 0.2", "gamma = 0"), "baseline.schedule.gamma"),
+    (lambda t: t.replace('kind = "step"', 'kind = "poly"'), "baseline.schedule.kind"),
+    (lambda t: t.replace("nesterov = true", 'nesterov = "yes"'), "baseline.nesterov"),
+    (lambda t: t.replace("momentum = 0.9\n", "momentum = -0.9\n"), "baseline.momentum"),
+    (lambda t: t.replace("strict = [false, true, true]", "strict = [false, true]"),
+     "baseline.schedule.other_epochs.strict"),
+    (lambda t: t.replace('step_every = "epoch"', 'step_every = "epoch"\nwarmup = 5'), "baseline.schedule.warmup"),
+])
+def test_bad_baseline_protocols_name_the_field(tmp_path: Path, edit, field: str) -> None:
+    path = _bad_card(tmp_path, edit)
+    with pytest.raises(DataError) as info:
+        read_card(path)
+    assert f"`{field}`" in str(info.value), str(info.value)
+
+
 def test_uncertain_facts_are_marked() -> None:
     assert any("FNR" in u and "AUROC" in u for u in get_task("cosmic").uncertain)
     assert any("Cutout" in u for u in get_task("cifar100").uncertain)

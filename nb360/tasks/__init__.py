@@ -6,11 +6,11 @@ The data loaders live in `nb360.data`.
 
 from __future__ import annotations
 
-from .card import DataFile, Metric, Source, TaskCard
+from .card import DataFile, Metric, Source, TaskCard, TrainingProtocol
 from .registry import TASK_ORDER, card_dirs, cards_dir, get_task, list_tasks, task_data_dir, task_names
 from .schema import SCHEMA_VERSION, parse_card, read_card
 
 __all__ = [
     "DataFile", "Metric", "SCHEMA_VERSION", "Source", "TASK_ORDER", "TaskCard", "card_dirs", "cards_dir",
-    "get_task", "list_tasks", "parse_card", "read_card", "task_data_dir", "task_names",
+    "TrainingProtocol", "get_task", "list_tasks", "parse_card", "read_card", "task_data_dir", "task_names",
 ]

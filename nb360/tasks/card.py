@@ -49,6 +49,36 @@ class Metric:
 
 
 @dataclass(frozen=True)
+class TrainingProtocol:
+    """The card's baseline training protocol in machine-readable form (from its `[baseline]` table)."""
+
+    learning_rate: float
+    epochs: int
+    batch_size: int
+    momentum: float
+    weight_decay: float
+    nesterov: bool  # as the original applies it: only with momentum > 0
+    schedule: str  # "step", "cosine" or "constant"
+    milestones: tuple[int, ...] = ()  # epochs at which lr *= gamma (for `epochs` epochs)
+    gamma: float = 1.0
+    step_every: str = "epoch"
+    other_fractions: tuple[float, ...] = ()  # milestones for another epoch count: int(f * E) ...
+    other_strict: tuple[bool, ...] = ()  # ... + 1 where the original decays only after it (epoch > int(f * E))
+    eval_batch_size: int | None = None
+    source: str = ""  # where the schedule comes from
+    uncertain: tuple[str, ...] = ()
+
+    def milestones_for(self, epochs: int) -> tuple[int, ...]:
+        """The decay epochs for a run of `epochs` epochs, as the original's weight_sched computes them."""
+        if epochs == self.epochs or self.schedule != "step":
+            return self.milestones if self.schedule == "step" else ()
+        if self.other_fractions:
+            return tuple(int(f * epochs) + int(strict) for f, strict in zip(self.other_fractions, self.other_strict))
+        # no rule in the card: scale the milestones proportionally (nb360's choice, recorded as such by callers)
+        return tuple(int(m * epochs / self.epochs) for m in self.milestones)
+
+
+@dataclass(frozen=True)
 class TaskCard:
     """One NAS-Bench-360 task."""
 
@@ -80,6 +110,28 @@ class TaskCard:
     def input_shape(self) -> tuple[int, ...]:
         """One input as the loaders yield it: (C, H, W) for 2D tasks, (C, L) for 1D tasks."""
         return (self.in_channels, *self.input_size)
+
+    def protocol(self) -> TrainingProtocol:
+        """The baseline training protocol; DataError when the card lacks the structured fields."""
+        b = self.baseline
+        missing = [k for k in ("momentum", "weight_decay", "nesterov", "schedule") if k not in b]
+        if missing:
+            from ..errors import DataError
+
+            raise DataError(f"task card {self.card_path or self.name}: [baseline] lacks {', '.join(missing)}, which "
+                            "training needs (see tasks/README.md)")
+        schedule = b["schedule"]
+        other = schedule.get("other_epochs", {})
+        momentum = float(b["momentum"])
+        return TrainingProtocol(
+            learning_rate=float(b["learning_rate"]), epochs=int(b["epochs"]), batch_size=int(b["batch_size"]),
+            momentum=momentum, weight_decay=float(b["weight_decay"]), nesterov=bool(b["nesterov"]) and momentum > 0,
+            schedule=schedule["kind"], milestones=tuple(schedule.get("milestones", ())),
+            gamma=float(schedule.get("gamma", 1.0)), step_every=schedule["step_every"],
+            other_fractions=tuple(float(f) for f in other.get("fractions", ())),
+            other_strict=tuple(bool(x) for x in other.get("strict", ())),
+            eval_batch_size=b.get("eval_batch_size"), source=schedule.get("source", ""),
+            uncertain=tuple(b.get("protocol_uncertain", ())))
 
     def file(self, name: str) -> DataFile:
         """The released file called `name` (KeyError when the card does not list it)."""

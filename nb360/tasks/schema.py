@@ -34,6 +34,8 @@ _METRIC_KEYS = {"name", "direction", "reported_as", "secondary", "computation"}
 _FILE_KEYS = {"name", "size", "approx_size", "sha256", "md5", "role", "extract", "sources"}
 _SOURCE_KEYS = {"url", "status", "note"}
 _ROW_KEYS = {"method", "variant", "value", "std", "best", "note"}
+_SCHEDULE_KEYS = {"kind", "step_every", "gamma", "milestones", "other_epochs", "source"}
+SCHEDULE_KINDS = ("step", "cosine", "constant")
 _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -255,7 +257,53 @@ def _check_baseline(c: _Checker, data: dict[str, Any]) -> dict[str, Any]:
     lr = c.get(data, "learning_rate", "baseline", (int, float))
     if lr <= 0:
         raise c.fail("baseline.learning_rate", f"must be positive, got {lr}")
+    _check_protocol(c, data)
     return data
+
+
+def _non_negative(c: _Checker, data: dict[str, Any], key: str, field: str) -> None:
+    value = c.get(data, key, field, (int, float), required=False)
+    if value is not None and not value >= 0:  # also rejects NaN
+        raise c.fail(f"{field}.{key}", f"must be a number >= 0, got {value}")
+
+
+def _check_protocol(c: _Checker, data: dict[str, Any]) -> None:
+    """The machine-readable training protocol (optional keys; `TaskCard.protocol()` needs them)."""
+    _non_negative(c, data, "momentum", "baseline")
+    _non_negative(c, data, "weight_decay", "baseline")
+    c.get(data, "nesterov", "baseline", bool, required=False)
+    if "eval_batch_size" in data:
+        c.positive_int(data, "eval_batch_size", "baseline")
+    c.strings(data, "protocol_uncertain", "baseline")
+    if "schedule" not in data:
+        return
+    where = "baseline.schedule"
+    schedule = c.table(data["schedule"], where)
+    c.unknown_keys(schedule, _SCHEDULE_KEYS, where)
+    kind = c.choice(schedule, "kind", where, SCHEDULE_KINDS)
+    c.choice(schedule, "step_every", where, ("epoch", "iteration"))
+    c.text(schedule, "source", where)
+    if kind != "step":
+        return
+    gamma = c.get(schedule, "gamma", where, (int, float))
+    if not 0 < gamma <= 1:
+        raise c.fail(f"{where}.gamma", f"must be in (0, 1], got {gamma}")
+    milestones = c.get(schedule, "milestones", where, list)
+    if (not milestones or any(not isinstance(m, int) or isinstance(m, bool) for m in milestones)
+            or milestones != sorted(milestones) or not 0 <= milestones[0] or milestones[-1] >= data["epochs"]):
+        raise c.fail(f"{where}.milestones", f"must be ascending integer epochs in [0, {data['epochs']}), got "
+                     f"{milestones!r}")
+    if "other_epochs" in schedule:
+        other = c.table(schedule["other_epochs"], f"{where}.other_epochs")
+        c.unknown_keys(other, {"fractions", "strict"}, f"{where}.other_epochs")
+        fractions = c.get(other, "fractions", f"{where}.other_epochs", list)
+        strict = c.get(other, "strict", f"{where}.other_epochs", list)
+        if (not fractions or any(isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 <= f < 1
+                                 for f in fractions) or fractions != sorted(fractions)):
+            raise c.fail(f"{where}.other_epochs.fractions", f"must be ascending numbers in [0, 1), got {fractions!r}")
+        if len(strict) != len(fractions) or any(not isinstance(s, bool) for s in strict):
+            raise c.fail(f"{where}.other_epochs.strict", "must be one true/false per fraction (true: decay after "
+                         "int(f * epochs), false: from it)")
 
 
 def _check_results(c: _Checker, data: dict[str, Any]) -> dict[str, Any]:

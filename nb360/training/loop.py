@@ -2,7 +2,10 @@
 
 `TrainConfig` is the protocol (SGD with momentum/nesterov/weight decay, cosine or step schedule
 updated per iteration as NAS-Bench-201/360 do); `fit` runs it epoch by epoch and hands every
-epoch's record to a callback, which is where callers log, checkpoint or stop.
+epoch's record to a callback, which is where callers log, checkpoint or stop. Inside a torchrun
+process group (`nb360.training.distributed`) `fit` trains data-parallel: a DistributedSampler
+splits each epoch, DDP averages the gradients, training figures are summed over the ranks and
+only rank 0 evaluates; in a single process nothing of that runs.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError
+from . import distributed
 from .objectives import Objective
 
 
@@ -70,12 +74,15 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
 
 def make_loader(dataset: Any, batch_size: int, *, shuffle: bool, seed: int = 0, drop_last: bool = False,
-                num_workers: int = 0) -> torch.utils.data.DataLoader:
-    """A DataLoader whose order depends only on `seed` (and the epoch, through the generator's state)."""
+                num_workers: int = 0, sampler: Any = None) -> torch.utils.data.DataLoader:
+    """A DataLoader whose order depends only on `seed` (and the epoch, through the generator's state).
+
+    With a `sampler` (e.g. a DistributedSampler, which shuffles itself) `shuffle` must be False.
+    """
     generator = torch.Generator()
     generator.manual_seed(seed)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
-                                       num_workers=num_workers, generator=generator,
+                                       num_workers=num_workers, generator=generator, sampler=sampler,
                                        worker_init_fn=_seed_worker if num_workers else None)
 
 
@@ -109,8 +116,13 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
 
 
 def train_one_epoch(model: torch.nn.Module, loader: Any, objective: Objective, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, device: torch.device, grad_clip: float | None = None) -> dict[str, float]:
-    """One pass over `loader`; returns {"loss", "accuracy" (when the objective counts it), "time"}."""
+                    scheduler: Any, device: torch.device, grad_clip: float | None = None,
+                    on_batch: Callable[[], None] | None = None, reduce: bool = False) -> dict[str, float]:
+    """One pass over `loader`; returns {"loss", "accuracy" (when the objective counts it), "time"}.
+
+    `on_batch()` runs after every optimizer step (progress bars); `reduce` sums the loss and the
+    objective's counts over all ranks of a process group before averaging.
+    """
     model.train()
     start = time.perf_counter()
     total, count, sums = 0.0, 0, {}
@@ -128,8 +140,15 @@ def train_one_epoch(model: torch.nn.Module, loader: Any, objective: Objective, o
         count += n
         for key, value in batch_stats.items():
             sums[key] = sums.get(key, 0.0) + value
+        if on_batch is not None:
+            on_batch()
     if device.type == "cuda":
         torch.cuda.synchronize(device)
+    if reduce:
+        keys = sorted(sums)
+        reduced = distributed.all_reduce_sum([total, float(count), *(sums[k] for k in keys)], device)
+        total, count = reduced[0], int(reduced[1])
+        sums = dict(zip(keys, reduced[2:]))
     return {"loss": total / max(1, count), **objective.train_summary(sums, count),
             "time": time.perf_counter() - start}
 
@@ -150,44 +169,100 @@ EpochCallback = Callable[[int, dict[str, Any]], None]
 
 def fit(model: torch.nn.Module, train_set: Any, eval_sets: dict[str, Any], objective: Objective, cfg: TrainConfig,
         device: torch.device, on_epoch: EpochCallback | None = None, start_epoch: int = 0,
-        state: dict[str, Any] | None = None) -> dict[str, Any]:
+        state: dict[str, Any] | None = None, on_batch: Callable[[], None] | None = None,
+        eval_epochs: Callable[[int], bool] | None = None) -> dict[str, Any]:
     """Train `model` with `cfg`, evaluating every split of `eval_sets` after each epoch.
 
     `on_epoch(epoch, record)` receives {"train": {...}, "<split>": {...}, "lr": ...} and may save a
     checkpoint with `training_state(...)`; pass a saved `state` and `start_epoch` to resume exactly.
+    (The caller loads `state["model"]` into `model`.) `on_batch()` runs after every step;
+    `eval_epochs(epoch)` (default: every epoch) says after which epochs to evaluate.
+    In a torchrun process group this trains data-parallel with the global batch `cfg.batch_size`
+    split evenly over the ranks; `on_epoch` runs on every rank, with the evaluation on rank 0 only.
     Returns the last epoch's record.
     """
     cfg.validate()
     model.to(device)
-    loader = make_loader(train_set, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    ddp = distributed.is_active()
+    if not ddp:
+        train_model: torch.nn.Module = model
+        sampler = None
+        loader = make_loader(train_set, cfg.batch_size, shuffle=True, seed=cfg.seed)
+    else:
+        train_model, sampler, loader = _data_parallel(model, train_set, cfg, device)
     eval_loaders = {name: make_loader(ds, cfg.eval_batch_size or cfg.batch_size, shuffle=False)
-                    for name, ds in eval_sets.items() if ds is not None}
+                    for name, ds in eval_sets.items() if ds is not None and distributed.is_main()}
     optimizer = make_optimizer(model, cfg)
     scheduler = make_scheduler(optimizer, cfg, len(loader))
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         loader.generator.set_state(state["loader_generator"])
-        torch.set_rng_state(state["torch_rng"])
-        if device.type == "cuda" and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state(state["cuda_rng"], device)
-        random.setstate(state["python_rng"])
-        np.random.set_state(state["numpy_rng"])
+        if ddp:
+            ranks = state.get("ranks")
+            if not ranks or len(ranks) != distributed.world_size():
+                raise InputError(f"this checkpoint was written by {len(ranks) if ranks else 1} process(es); resume it "
+                                 f"with the same number of processes, not {distributed.world_size()}")
+            _set_rng_state(ranks[distributed.rank()], device)
+        else:
+            _set_rng_state(state, device)
+    elif ddp:
+        # Model init used the same seed on every rank; augmentation draws must differ between ranks.
+        seed_everything(int(np.random.SeedSequence([cfg.seed, distributed.rank()]).generate_state(1)[0]))
     record: dict[str, Any] = {}
     for epoch in range(start_epoch, cfg.epochs):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
         record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
-                  "train": train_one_epoch(model, loader, objective, optimizer, scheduler, device, cfg.grad_clip)}
-        for name, eval_loader in eval_loaders.items():
-            record[name] = timed_evaluate(model, eval_loader, objective, device)
+                  "train": train_one_epoch(train_model, loader, objective, optimizer, scheduler, device, cfg.grad_clip,
+                                           on_batch=on_batch, reduce=ddp)}
+        if eval_epochs is None or eval_epochs(epoch):
+            for name, eval_loader in eval_loaders.items():
+                record[name] = timed_evaluate(model, eval_loader, objective, device)
         if on_epoch is not None:
-            on_epoch(epoch, {**record, "_state": lambda: training_state(model, optimizer, scheduler, loader, device)})
+            if ddp:  # a collective: every rank's RNG state goes into rank 0's checkpoint
+                ranks_rng = distributed.all_gather(_rng_state(device))
+                on_epoch(epoch, {**record, "_state": lambda: {
+                    **training_state(model, optimizer, scheduler, loader, device), "ranks": ranks_rng}})
+            else:
+                on_epoch(epoch, {**record,
+                                 "_state": lambda: training_state(model, optimizer, scheduler, loader, device)})
     return record
+
+
+def _data_parallel(model: torch.nn.Module, train_set: Any, cfg: TrainConfig,
+                   device: torch.device) -> tuple[torch.nn.Module, Any, torch.utils.data.DataLoader]:
+    """DDP wrapper, DistributedSampler (seeded by cfg.seed, reshuffled per epoch) and per-rank loader."""
+    from torch.nn.parallel import DistributedDataParallel
+    from torch.utils.data.distributed import DistributedSampler
+
+    world = distributed.world_size()
+    if cfg.batch_size % world:
+        raise InputError(f"the batch size {cfg.batch_size} does not split evenly over {world} processes; use a "
+                         "process count that divides it")
+    sampler = DistributedSampler(train_set, num_replicas=world, rank=distributed.rank(), shuffle=True,
+                                 seed=cfg.seed, drop_last=False)
+    loader = make_loader(train_set, cfg.batch_size // world, shuffle=False, seed=cfg.seed, sampler=sampler)
+    wrapped = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    return wrapped, sampler, loader
+
+
+def _rng_state(device: torch.device) -> dict[str, Any]:
+    return {"torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            "python_rng": random.getstate(), "numpy_rng": np.random.get_state()}
+
+
+def _set_rng_state(state: dict[str, Any], device: torch.device) -> None:
+    torch.set_rng_state(state["torch_rng"])
+    if device.type == "cuda" and state.get("cuda_rng") is not None:
+        torch.cuda.set_rng_state(state["cuda_rng"], device)
+    random.setstate(state["python_rng"])
+    np.random.set_state(state["numpy_rng"])
 
 
 def training_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any, loader: Any,
                    device: torch.device) -> dict[str, Any]:
     """Everything needed to resume bit-identically after this epoch."""
     return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "loader_generator": loader.generator.get_state(), "torch_rng": torch.get_rng_state(),
-            "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            "python_rng": random.getstate(), "numpy_rng": np.random.get_state()}
+            "loader_generator": loader.generator.get_state(), **_rng_state(device)}

@@ -1,0 +1,144 @@
+"""`nb360 evaluate`: retrain an NB201 architecture or a backbone with a task card's protocol and score it."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import add_common_options
+
+_DESCRIPTION = """\
+Train a model with the task card's retrain protocol (train on train+val, evaluate on test), once per
+seed, and report the task metric per seed and as mean +- std next to the card's reference results.
+
+The model is an NB201 cell network (--arch: index 0..15624 or arch string) or a backbone
+(--backbone: wrn = WRN-16-4 for 2D tasks, dense-wrn = the no-downsampling WRN of dense tasks,
+resnet1d = the 1D ResNet of 1D tasks, default = the card's baseline backbone). The protocol (SGD,
+learning rate, batch size, step schedule, epochs) comes from the card's [baseline]; --epochs
+shortens it for quick runs, and the results then say so.
+
+The run directory (--out, default runs/evaluate-<task>-<model>-<time>) holds config.json,
+manifest.json (versions, git revision, device, command, sha256 of every data file), per-seed
+log.jsonl and checkpoints/last.pt, and results.json. Rerunning the same command with --out DIR
+resumes an interrupted run from each seed's last checkpoint, with the same final result.
+
+Several GPUs (data-parallel, one process per GPU; gloo on the CPU):
+  torchrun --nproc_per_node 4 -m nb360 evaluate --task fsd50k --backbone wrn --data-root data --device cuda
+
+Example:
+  nb360 evaluate --task ninapro --backbone wrn --data-root data/ninapro --seeds 0 1 2
+  nb360 evaluate --task darcyflow --arch 1462 --data-root data/darcyflow --epochs 20
+  nb360 evaluate --task ecg --arch '|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|\
+nor_conv_3x3~2|' --data-root data/ecg
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `evaluate` subcommand."""
+    from ..evaluate import BACKBONE_CHOICES
+
+    parser = subparsers.add_parser("evaluate", help="retrain a model with a task's protocol and score it on test",
+                                   description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", required=True, metavar="NAME", help="task to evaluate on (see `nb360 tasks list`)")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--arch", metavar="ARCH", help="NB201 cell: index (0..15624) or arch string")
+    model.add_argument("--backbone", choices=BACKBONE_CHOICES, help="baseline backbone")
+    parser.add_argument("--data-root", required=True, metavar="DIR",
+                        help="the task's data directory, or a data root holding <task>/ (see `nb360 data download`)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="S",
+                        help="seeds, one training run each (default 0 1 2)")
+    parser.add_argument("--epochs", type=int, metavar="E",
+                        help="train E epochs instead of the card's (shortens the protocol; recorded in the results)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu; under torchrun: cuda:LOCAL_RANK)")
+    parser.add_argument("--out", metavar="DIR", help="run directory (default runs/evaluate-<task>-<model>-<time>); "
+                                                     "an existing one with the same configuration is resumed")
+    parser.add_argument("--channels", type=int, default=16, metavar="C", help="NB201 network channels C (default 16)")
+    parser.add_argument("--cells", type=int, default=5, metavar="N", help="NB201 cells per stage N (default 5)")
+    parser.add_argument("--pooling", choices=("original", "global"), default="original",
+                        help="point-2D WRN pooling: NB360's rules (default) or global average pooling")
+    parser.add_argument("--eval-every", type=int, default=1, metavar="K",
+                        help="evaluate on the test split every K epochs and after the last (default 1)")
+    parser.add_argument("--threads", type=int, metavar="T", help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--json", action="store_true", help="print results.json instead of the table")
+    add_common_options(parser)
+    parser.set_defaults(func=run)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value:.{digits}g}" if isinstance(value, float) else str(value)
+
+
+def render(results: dict[str, Any], run_dir: Path) -> str:
+    """The results of a run as a plain-text table, with the card's reference results."""
+    metric = results["metric"]["name"]
+    summary = results["summary"]
+    protocol = results["protocol"]
+    model = results["model"]
+    label = (f"NB201 #{model['index']} {model['arch']} (C={model['C']}, N={model['N']})" if model["kind"] == "nb201"
+             else model["backbone"])
+    lines = [f"{results['title']} ({results['task']}): {label}, {model.get('params') or 0:,} parameters",
+             f"protocol: {protocol['epochs']} epochs" + (
+                 f" (SHORTENED from the card's {protocol['card_epochs']}: not comparable with the reference results)"
+                 if protocol["shortened"] else (" (changed from the card's "
+                                                f"{protocol['card_epochs']})" if protocol["changed"] else "")),
+             "", f"{'seed':>6}  {metric:>12}  {'reported':>12}  {'test loss':>10}  {'train loss':>10}"]
+    for r in results["per_seed"]:
+        lines.append(f"{r['seed']:>6}  {_fmt(r['test'].get(metric)):>12}  {_fmt(r['test'].get('reported')):>12}  "
+                     f"{_fmt(r['test'].get('loss')):>10}  {_fmt(r['train'].get('loss')):>10}")
+    rep, raw = summary["reported"], summary[metric]
+    lines.append(f"{'mean':>6}  {_fmt(raw['mean']):>12}  {_fmt(rep['mean']):>12}")
+    lines.append(f"{'std':>6}  {_fmt(raw['std']):>12}  {_fmt(rep['std']):>12}   ({summary['std']})")
+    ref = results["reference"]
+    lines += ["", f"reference results ({ref['units']})", f"  source: {ref['source']}"]
+    comparable = ref["comparable"]
+    for row in ref["rows"]:
+        value = (f"{row['value']}" + (f" +- {row['std']}" if row.get("std") is not None else "")
+                 if row.get("value") is not None else row.get("note", "n/a"))
+        mark = "  <- comparable" if (row["method"], row["variant"]) == (comparable["method"],
+                                                                        comparable["variant"]) else ""
+        lines.append(f"  {row['method'] + ' / ' + row['variant']:<28} {value}{mark}")
+    lines.append(f"  this run ({results['metric']['reported_as']}): {_fmt(rep['mean'])} +- {_fmt(rep['std'])}"
+                 f"  [{comparable['note']}]")
+    lines += ["", f"run directory: {run_dir}", f"results:       {run_dir / 'results.json'}",
+              f"report:        nb360 report {run_dir}"]
+    return "\n".join(lines)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Evaluate and print the results (rank 0 only under torchrun)."""
+    from ..evaluate import EvalSpec, default_run_dir, evaluate, read_json
+    from ..training.distributed import launch_from_env
+
+    if args.threads is not None:
+        import torch
+
+        if args.threads < 1:
+            from ..errors import InputError
+
+            raise InputError(f"--threads must be >= 1, got {args.threads}")
+        torch.set_num_threads(args.threads)
+    spec = EvalSpec(task=args.task, data_root=args.data_root, arch=args.arch, backbone=args.backbone,
+                    seeds=tuple(args.seeds), epochs=args.epochs, device=args.device, channels=args.channels,
+                    cells=args.cells, pooling=args.pooling, eval_every=args.eval_every)
+    spec.validate()
+    main = launch_from_env().rank == 0
+    out = Path(args.out) if args.out else None
+    if out is None and launch_from_env().world_size == 1:
+        out = default_run_dir(spec)
+    try:
+        evaluation = evaluate(spec, out, progress=not args.no_progress, command=["nb360", *sys.argv[1:]])
+    except KeyboardInterrupt:
+        if main and out is not None:
+            print(f"nb360: interrupted; {out} keeps every finished epoch: rerun the same command with --out {out} to "
+                  "resume", file=sys.stderr)
+        raise
+    if main:
+        results = read_json(evaluation.run_dir / "results.json", "results")
+        print(json.dumps(results, indent=2) if args.json else render(results, evaluation.run_dir))
+    return 0
