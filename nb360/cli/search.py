@@ -1,0 +1,285 @@
+"""`nb360 search`: tabular search on a table, or weight-sharing search (DARTS, GAEA, E2RNAS) on a task."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from . import add_common_options
+
+_DESCRIPTION = """\
+Run a search method and write a run directory (default runs/<method>-<task>-<time>/).
+
+Tabular methods (rs, rea, ls, reinforce, hyperband, sh) query an nb360 table with NATS-Bench's
+simulated time: each query is charged the recorded train time up to the queried epoch plus the
+evaluation time, against --budget simulated seconds; --repeats independent runs are vectorised.
+By default they search the 12-epoch fidelity (as NAS-Bench-360's runs) and report the incumbent's
+200-epoch test metric. Example (NAS-Bench-360's NinaPro setting):
+  nb360 search --method rea --table ninapro.h5 --budget 40 --repeats 500
+
+Weight-sharing methods (darts, gaea, e2rnas) train the NB201 supernet on a task's search split
+(weights on train, architecture on val) with the task's loss, checkpoint every epoch and resume
+with --resume RUN_DIR. E2RNAS's upper-level objectives are chosen with --objectives. Example:
+  nb360 search --method e2rnas --task ninapro --data-root data --objectives acc,adv,size
+"""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Add the `search` subcommand."""
+    from ..search import METHODS
+
+    parser = subparsers.add_parser("search", help="run a NAS method on a table (simulated) or on a task (supernet)",
+                                   description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+    tab = ", ".join(m.name for m in METHODS.values() if m.kind == "tabular")
+    sup = ", ".join(m.name for m in METHODS.values() if m.kind == "supernet")
+    parser.add_argument("--method", choices=list(METHODS), metavar="METHOD",
+                        help=f"tabular: {tab}; weight-sharing: {sup}")
+    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--out", metavar="DIR", help="run directory (default runs/<method>-<task>-<time>)")
+    parser.add_argument("--no-plots", action="store_true", help="do not draw plots")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument("--json", action="store_true", help="print the result summary as JSON")
+
+    g = parser.add_argument_group("tabular search")
+    g.add_argument("--table", metavar="PATH", help="nb360 table (.h5) to search")
+    g.add_argument("--budget", type=float, metavar="SECONDS", help="simulated seconds per repeat")
+    g.add_argument("--max-queries", type=int, metavar="N", help="queries per repeat (alone, or with --budget)")
+    g.add_argument("--repeats", type=int, default=1, metavar="N", help="independent repeats (default 1)")
+    g.add_argument("--task", metavar="NAME",
+                   help="tabular: the table's task (dataset) when it holds several; weight-sharing: the task to "
+                        "search on (see `nb360 tasks list`)")
+    g.add_argument("--search-hp", metavar="HP", help="fidelity searched (default '12' if recorded, else the highest)")
+    g.add_argument("--search-epoch", type=int, default=-1, metavar="E",
+                   help="epoch queried, 0-based (default -1: the last of the search fidelity)")
+    g.add_argument("--search-metric", metavar="NAME",
+                   help="search signal (default <validation split>-accuracy, e.g. x-valid-accuracy)")
+    g.add_argument("--final-table", metavar="PATH", help="table holding the final fidelity (default --table)")
+    g.add_argument("--final-task", metavar="NAME", help="task of the final metric (default the search task)")
+    g.add_argument("--final-hp", metavar="HP", help="final fidelity (default the highest, e.g. '200')")
+    g.add_argument("--final-metric", metavar="NAME",
+                   help="reported metric of the incumbent (default x-test-accuracy, else ori-test-accuracy)")
+    g.add_argument("--population", type=int, default=10, help="REA population (default 10)")
+    g.add_argument("--sample-size", type=int, default=3, help="REA tournament size (default 3)")
+    g.add_argument("--cycles", type=int, help="REA: stop after this many cycles too (default: budget only)")
+    g.add_argument("--num-init", type=int, default=10, help="LS: random initial archs (default 10)")
+    g.add_argument("--learning-rate", type=float, default=0.5, help="REINFORCE Adam learning rate (default 0.5)")
+    g.add_argument("--ema-momentum", type=float, default=0.9, help="REINFORCE baseline momentum (default 0.9)")
+    g.add_argument("--min-budget", type=float, default=1.0, help="Hyperband/SH: smallest budget in epochs (1)")
+    g.add_argument("--max-budget", type=float, help="Hyperband/SH: largest budget in epochs (default: all)")
+    g.add_argument("--eta", type=float, default=3.0, help="Hyperband/SH: reduction factor (default 3)")
+
+    g = parser.add_argument_group("weight-sharing search")
+    g.add_argument("--data-root", metavar="DIR", help="data root holding <task>/ (see `nb360 data download`)")
+    g.add_argument("--objectives", metavar="LIST",
+                   help="E2RNAS upper-level objectives, comma-separated from acc, adv, size, flops "
+                        "(default acc,adv,size)")
+    g.add_argument("--no-mgda", action="store_true", help="E2RNAS ablation: equal weights instead of MGDA")
+    g.add_argument("--mgda-solver", choices=["fw", "pgd"], help="min-norm solver for 3+ objectives (default fw)")
+    g.add_argument("--grad-norm", choices=["l2", "loss", "loss+", "none"], help="gradient normalisation (l2)")
+    g.add_argument("--eps", type=float, help="adversarial ε (default 2/255)")
+    g.add_argument("--eps-space", choices=["normalized", "pixel"],
+                   help="units of ε: the normalised inputs the network sees (default), or [0,1] pixels")
+    g.add_argument("--size-constraint", choices=["abs", "min", "max", "none"], help="size constraint form (abs)")
+    g.add_argument("--size-target", type=float, help="size target in units of --size-scale (default: midpoint)")
+    g.add_argument("--size-scale", type=float, help="size unit in parameters (default 1e5)")
+    g.add_argument("--flops-target", type=float, help="FLOPs target in units of --flops-scale (default midpoint)")
+    g.add_argument("--flops-scale", type=float, help="FLOPs unit (default 1e8)")
+    g.add_argument("--epochs", type=int, help="search epochs (DARTS/E2RNAS 50, GAEA 25)")
+    g.add_argument("--batch-size", type=int, help="batch size (default 64)")
+    g.add_argument("--C", type=int, dest="C", help="supernet channels (DARTS/E2RNAS 16, GAEA 24)")
+    g.add_argument("--N", type=int, dest="N", help="cells per stage (default 5)")
+    g.add_argument("--lr", type=float, help="weight learning rate (default 0.025, cosine to 0.001)")
+    g.add_argument("--arch-lr", type=float, help="architecture learning rate (DARTS/E2RNAS 3e-4, GAEA 0.1)")
+    g.add_argument("--weight-decay", type=float, help="weight decay (DARTS/E2RNAS 5e-4, GAEA 3e-4)")
+    g.add_argument("--second-order", action="store_true", help="DARTS/E2RNAS: unrolled second-order step")
+    g.add_argument("--exclude-none", action=argparse.BooleanOptionalAction, default=None,
+                   help="discretise without the 'none' op (GAEA default on, DARTS/E2RNAS off)")
+    g.add_argument("--arch-data", choices=["val", "train-half"], help="split for architecture steps (val)")
+    g.add_argument("--lower-level", choices=["clean", "fgsm-rs"], help="weight training inputs (clean)")
+    g.add_argument("--max-steps", type=int, help="cap steps per epoch (smoke runs)")
+    g.add_argument("--compare-darts", action=argparse.BooleanOptionalAction, default=None,
+                   help="E2RNAS: also run DARTS with the same settings for the trade-off plot (default on)")
+    g.add_argument("--no-attacks", action="store_true", help="score the found arch clean only (no FGSM/PGD)")
+    g.add_argument("--pgd-steps", type=int, help="PGD steps when scoring the found arch (default 10)")
+    g.add_argument("--loader-option", action="append", default=[], metavar="KEY=VALUE",
+                   help="option for the task's data loader, e.g. source=generated (repeatable)")
+    g.add_argument("--device", help="cpu or cuda (default cpu)")
+    g.add_argument("--threads", type=int, help="torch CPU threads")
+    g.add_argument("--resume", metavar="RUN_DIR", help="continue the search in RUN_DIR from its last checkpoint")
+    g.add_argument("--stop-after", type=int, metavar="EPOCHS", help="stop after this many epochs (resume later)")
+    add_common_options(parser)
+    parser.set_defaults(func=run)
+
+
+def _run_dir(args: argparse.Namespace, task: str) -> Path:
+    if args.out:
+        return Path(args.out)
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{args.method}-{task}-{stamp}"
+
+
+def _check_fresh(run_dir: Path) -> None:
+    from ..errors import InputError
+
+    if run_dir.exists() and any(run_dir.iterdir()):
+        raise InputError(f"run directory {run_dir} exists and is not empty: choose another --out (or --resume it)")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Dispatch to the tabular or the weight-sharing search."""
+    from ..errors import InputError
+    from ..search import get_method
+
+    if args.resume:
+        return _run_supernet(args)
+    if not args.method:
+        raise InputError("choose a method with --method (see `nb360 search --help`)")
+    kind = get_method(args.method).kind
+    return _run_tabular(args) if kind == "tabular" else _run_supernet(args)
+
+
+def _progress_bar(enabled: bool, desc: str) -> tuple[Any, Any]:
+    if not enabled:
+        return None, None
+    from tqdm import tqdm
+
+    bar = tqdm(total=1000, desc=desc, unit="‰", dynamic_ncols=True, file=sys.stderr)
+
+    def update(fraction: float) -> None:
+        target = int(fraction * 1000)
+        if target > bar.n:
+            bar.update(target - bar.n)
+
+    return bar, update
+
+
+def _run_tabular(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..search.tabular import TabularProblem
+    from ..search.tabular import run as run_tabular
+    from ..search.tabular.output import save_result
+
+    if not args.table:
+        raise InputError(f"{args.method} searches a table: pass --table PATH (an nb360 table; `nb360 table import` "
+                         "converts released ones)")
+    if args.budget is None and args.max_queries is None:
+        raise InputError("give --budget SECONDS (simulated time per repeat) and/or --max-queries N")
+    from ..table import Table
+
+    table = Table.open(args.table)
+    if args.task is None and len(table.tasks) > 1:
+        raise InputError(f"{args.table} holds several tasks ({', '.join(table.tasks)}): choose one with --task")
+    problem = TabularProblem.from_table(table, task=args.task, search_hp=args.search_hp,
+                                        search_epoch=args.search_epoch, search_metric=args.search_metric,
+                                        final_table=args.final_table, final_task=args.final_task,
+                                        final_hp=args.final_hp, final_metric=args.final_metric)
+    options: dict[str, Any] = {"max_queries": args.max_queries}
+    if args.method == "rea":
+        options.update(population=args.population, sample_size=args.sample_size, cycles=args.cycles)
+    elif args.method == "ls":
+        options.update(num_init=args.num_init)
+    elif args.method == "reinforce":
+        options.update(learning_rate=args.learning_rate, ema_momentum=args.ema_momentum)
+    elif args.method in ("hyperband", "sh"):
+        options.update(min_budget=args.min_budget, max_budget=args.max_budget, eta=args.eta)
+    run_dir = _run_dir(args, problem.task)
+    _check_fresh(run_dir)
+    bar, update = _progress_bar(not args.no_progress, f"{args.method} × {args.repeats}")
+    try:
+        result = run_tabular(args.method, problem, args.budget, args.repeats, args.seed, progress=update, **options)
+    finally:
+        if bar is not None:
+            bar.close()
+    save_result(result, run_dir, plots=not args.no_plots, command=sys.argv)
+    summary = result.summary()
+    if args.json:
+        print(json.dumps({"run_dir": str(run_dir), **summary}, indent=2))
+    else:
+        q = summary["final_quantiles"]
+        print(f"{args.method} on {problem.task} ({args.repeats} repeats, budget {args.budget} s simulated, search hp "
+              f"{problem.search_hp}): {problem.final_metric} (hp {problem.final_hp}) of the final incumbent "
+              f"{summary['final_mean']:.4g} ± {summary['final_std']:.3g} (median {q['0.5']:.4g}); "
+              f"{summary['queries_mean']:.1f} queries per repeat")
+        top = summary["most_found"][0]
+        print(f"most often found: {top['arch_str']} (index {top['arch']}, {top['repeats']} repeats)")
+        print(f"run directory: {run_dir}")
+    return 0
+
+
+def _parse_loader_options(items: list[str]) -> dict[str, Any]:
+    from ..errors import InputError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InputError(f"--loader-option takes KEY=VALUE, got {item!r}")
+        out[key] = int(value) if value.isdigit() else value
+    return out
+
+
+def _run_supernet(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..search.supernet import SearchConfig, default_config, run_search
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    if args.resume:
+        run_dir = Path(args.resume)
+        saved = run_dir / "config.json"
+        if not saved.exists():
+            raise InputError(f"{run_dir} holds no config.json: it is not a weight-sharing run directory")
+        data = json.loads(saved.read_text(encoding="utf-8"))
+        data.pop("nb360_version", None)
+        for key in ("data_root", "device"):
+            value = getattr(args, key)
+            if value is not None:
+                data[key] = value
+        config = SearchConfig.from_dict(data).validate()
+    else:
+        if not args.task:
+            raise InputError(f"{args.method} searches on a task: pass --task NAME (see `nb360 tasks list`)")
+        objectives = tuple(o.strip() for o in args.objectives.split(",") if o.strip()) if args.objectives else None
+        if objectives is not None and args.method != "e2rnas":
+            raise InputError("--objectives chooses E2RNAS's upper-level objectives; use --method e2rnas")
+        compare = args.compare_darts
+        if compare is None:
+            compare = args.method == "e2rnas"
+        config = default_config(
+            args.method, args.task, data_root=args.data_root, seed=args.seed, objectives=objectives,
+            mgda=False if args.no_mgda else None, mgda_solver=args.mgda_solver, grad_norm=args.grad_norm,
+            eps=args.eps, eps_space=args.eps_space, size_constraint=args.size_constraint,
+            size_target=args.size_target, size_scale=args.size_scale, flops_target=args.flops_target,
+            flops_scale=args.flops_scale, epochs=args.epochs, batch_size=args.batch_size, C=args.C, N=args.N,
+            lr=args.lr, arch_lr=args.arch_lr, weight_decay=args.weight_decay,
+            second_order=True if args.second_order else None, exclude_none=args.exclude_none,
+            arch_data=args.arch_data, lower_level=args.lower_level, max_steps=args.max_steps,
+            compare_darts=compare, eval_attacks=False if args.no_attacks else None, pgd_steps=args.pgd_steps,
+            loader_options=_parse_loader_options(args.loader_option) or None, device=args.device)
+        run_dir = _run_dir(args, args.task)
+        _check_fresh(run_dir)
+    result = run_search(config, run_dir, resume=bool(args.resume), stop_after=args.stop_after,
+                        progress=not args.no_progress, plots=not args.no_plots)
+    payload = {"run_dir": str(run_dir), "method": config.method, "task": config.task,
+               "epochs_done": result.epochs_done, "finished": result.finished, "genotype": result.genotype,
+               "arch_index": result.arch_index, "evaluation": result.evaluation}
+    if args.json:
+        print(json.dumps(payload, indent=2))
+        return 0
+    print(f"{config.method} on {config.task}: {result.epochs_done}/{config.epochs} epochs; genotype "
+          f"{result.genotype} (index {result.arch_index})")
+    if result.evaluation is not None:
+        ev = result.evaluation
+        scores = ", ".join(f"{kind} {json.dumps({k: round(v, 4) for k, v in s.items()})}"
+                           for kind, s in ev["scores"].items())
+        print(f"found arch ({ev['protocol']}; {ev['split']} split): {ev['params_M']:.4f} M params; {scores}")
+    elif not result.finished:
+        print(f"stopped after epoch {result.epochs_done}; continue with: nb360 search --resume {run_dir}")
+    print(f"run directory: {run_dir}")
+    return 0

@@ -1,0 +1,200 @@
+"""Adversarial robustness: FGSM (optionally with a random start) and PGD-k under an L∞ threat model.
+
+Networks in nb360 receive *normalised* inputs (what the task loaders yield). A `ThreatModel`
+declares the radius ε either in that normalised space (`space="normalized"`: the units the
+network sees; the only meaningful choice for sEMG, PDE or genomics inputs) or in pixel space
+(`space="pixel"`, with the loader's per-channel `mean` and `std`): the attack then runs in the
+normalised coordinates with ε/std per channel and the image box [0, 1] mapped to
+[(0-mean)/std, (1-mean)/std], as E2RNAS does (search-methods.md §4). It is the same attack as one
+on [0, 1] images with the normalisation inside the model (torchattacks' `set_normalization_used`),
+which the tests check.
+
+FGSM: x' = x + ε·sign(∇ₓL) (Goodfellow et al.); with `random_start` the FGSM-RS of Wong et al.
+(δ ~ U(-ε, ε), step 1.25ε by default, δ clipped to the ball). PGD-k (Madry et al.): random start,
+k steps of size α, projection onto the ball and the box after each step. Models are attacked in
+eval mode unless told otherwise; only the input gradient is taken (parameter gradients untouched).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from .errors import InputError
+
+LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+SPACES = ("normalized", "pixel")
+
+
+@dataclass(frozen=True)
+class ThreatModel:
+    """An L∞ ball of radius `eps` in `space`, plus the valid input box."""
+
+    eps: float
+    space: str = "normalized"
+    mean: tuple[float, ...] | None = None  # per channel, pixel space only
+    std: tuple[float, ...] | None = None
+    clamp: tuple[float, float] | None = None  # box in the space's units; pixel space defaults to (0, 1)
+
+    def __post_init__(self) -> None:
+        if not (self.eps >= 0) or self.eps != self.eps or self.eps == float("inf"):
+            raise InputError(f"eps must be a finite non-negative number, got {self.eps}")
+        if self.space not in SPACES:
+            raise InputError(f"unknown threat-model space {self.space!r}: choose one of {', '.join(SPACES)}")
+        if self.space == "pixel":
+            if self.mean is None or self.std is None or len(self.mean) != len(self.std):
+                raise InputError("a pixel-space threat model needs the loader's per-channel mean and std (same "
+                                 "length); use space='normalized' for inputs without a pixel scale")
+            if min(self.std) <= 0:
+                raise InputError(f"std must be positive, got {self.std}")
+        if self.clamp is not None and not self.clamp[0] < self.clamp[1]:
+            raise InputError(f"clamp must be (low, high) with low < high, got {self.clamp}")
+
+    def _per_channel(self, values: Sequence[float], x: torch.Tensor) -> torch.Tensor:
+        if x.dim() < 2 or x.shape[1] != len(values):
+            raise InputError(f"the threat model has {len(values)} channels but the input has shape {tuple(x.shape)}")
+        t = torch.as_tensor(values, dtype=x.dtype, device=x.device)
+        return t.view(1, -1, *([1] * (x.dim() - 2)))
+
+    def scale(self, x: torch.Tensor, value: float) -> torch.Tensor | float:
+        """A length (ε or a step) in normalised input units for a batch like `x`."""
+        if self.space == "normalized":
+            return value
+        return value / self._per_channel(self.std, x)
+
+    def box(self, x: torch.Tensor) -> tuple[Any, Any] | None:
+        """(low, high) of valid inputs in normalised units, or None for no box."""
+        if self.space == "normalized":
+            return self.clamp
+        low, high = self.clamp or (0.0, 1.0)
+        mean, std = self._per_channel(self.mean, x), self._per_channel(self.std, x)
+        return (low - mean) / std, (high - mean) / std
+
+
+def _clip_box(x: torch.Tensor, box: tuple[Any, Any] | None) -> torch.Tensor:
+    if box is None:
+        return x
+    low, high = box
+    return torch.max(torch.min(x, torch.as_tensor(high, dtype=x.dtype, device=x.device)),
+                     torch.as_tensor(low, dtype=x.dtype, device=x.device))
+
+
+def _project(x_adv: torch.Tensor, x: torch.Tensor, eps: torch.Tensor | float, box: Any) -> torch.Tensor:
+    """Back into the ε-ball around x (per channel) and the box."""
+    delta = torch.max(torch.min(x_adv - x, torch.as_tensor(eps, dtype=x.dtype, device=x.device)),
+                      -torch.as_tensor(eps, dtype=x.dtype, device=x.device))
+    return _clip_box(x + delta, box)
+
+
+def _uniform_like(x: torch.Tensor, eps: torch.Tensor | float, generator: torch.Generator | None) -> torch.Tensor:
+    """U(-ε, ε) noise shaped like x, drawn on the CPU from `generator` when one is given (reproducible)."""
+    if generator is not None:
+        noise = torch.rand(x.shape, generator=generator, dtype=x.dtype).to(x.device)
+    else:
+        noise = torch.rand(x.shape, dtype=x.dtype, device=x.device)
+    return (2 * noise - 1) * torch.as_tensor(eps, dtype=x.dtype, device=x.device)
+
+
+def _input_grad(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+                loss_fn: LossFn) -> torch.Tensor:
+    x = x.detach().requires_grad_(True)
+    with torch.enable_grad():
+        loss = loss_fn(model(x), y)
+        (grad,) = torch.autograd.grad(loss, x)
+    return grad
+
+
+def fgsm_step(x: torch.Tensor, grad: torch.Tensor, threat: ThreatModel, *, step_size: float | None = None,
+              start: torch.Tensor | None = None) -> torch.Tensor:
+    """One signed-gradient step from x (+ an optional start perturbation), projected to the ball and the box."""
+    eps = threat.scale(x, threat.eps)
+    step = threat.scale(x, threat.eps if step_size is None else step_size)
+    base = x if start is None else start
+    return _project(base + step * grad.sign(), x, eps, threat.box(x)).detach()
+
+
+def fgsm(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, *,
+         loss_fn: LossFn = F.cross_entropy, random_start: bool = False, step_size: float | None = None,
+         generator: torch.Generator | None = None) -> torch.Tensor:
+    """FGSM adversarial inputs (FGSM-RS with `random_start`: δ ~ U(-ε, ε), step 1.25ε unless `step_size`)."""
+    eps = threat.scale(x, threat.eps)
+    start = None
+    if random_start:
+        start = _clip_box(x + _uniform_like(x, eps, generator), threat.box(x))
+        step_size = 1.25 * threat.eps if step_size is None else step_size
+    grad = _input_grad(model, x if start is None else start, y, loss_fn)
+    return fgsm_step(x, grad, threat, step_size=step_size, start=start)
+
+
+def pgd(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, *,
+        steps: int = 10, step_size: float | None = None, random_start: bool = True,
+        loss_fn: LossFn = F.cross_entropy, generator: torch.Generator | None = None) -> torch.Tensor:
+    """PGD-k adversarial inputs: optional random start, `steps` signed steps of `step_size` (default 2.5ε/k)."""
+    if steps < 1:
+        raise InputError(f"PGD needs at least one step, got {steps}")
+    step_size = 2.5 * threat.eps / steps if step_size is None else step_size
+    eps = threat.scale(x, threat.eps)
+    alpha = threat.scale(x, step_size)
+    box = threat.box(x)
+    x_adv = x.detach()
+    if random_start:
+        x_adv = _clip_box(x_adv + _uniform_like(x, eps, generator), box)
+    for _ in range(steps):
+        grad = _input_grad(model, x_adv, y, loss_fn)
+        x_adv = _project(x_adv + alpha * grad.sign(), x, eps, box).detach()
+    return x_adv
+
+
+def attack(name: str, model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,
+           threat: ThreatModel, **options: Any) -> torch.Tensor:
+    """Run attack `name` ("fgsm", "fgsm-rs" or "pgd") with its options."""
+    if name == "fgsm":
+        return fgsm(model, x, y, threat, **options)
+    if name == "fgsm-rs":
+        return fgsm(model, x, y, threat, random_start=True, **options)
+    if name == "pgd":
+        return pgd(model, x, y, threat, **options)
+    raise InputError(f"unknown attack {name!r}: choose fgsm, fgsm-rs or pgd")
+
+
+@torch.no_grad()
+def _predict(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+    return model(x)
+
+
+def evaluate_robustness(model: torch.nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]],
+                        threat: ThreatModel, *, pgd_steps: int = 10, pgd_step_size: float | None = None,
+                        pgd_random_start: bool = True, fgsm_random_start: bool = False, seed: int = 0,
+                        device: str | torch.device | None = None) -> dict[str, Any]:
+    """Clean, FGSM and PGD-k top-1 accuracy (%) of a classifier over `batches` of (normalised inputs, labels)."""
+    was_training = model.training
+    model.eval()
+    device = device or next(model.parameters()).device
+    generator = torch.Generator().manual_seed(seed)
+    correct = {"clean": 0, "fgsm": 0, "pgd": 0}
+    total = 0
+    try:
+        for x, y in batches:
+            x, y = x.to(device), y.to(device)
+            if y.dim() != 1:
+                raise InputError(f"robust accuracy needs class labels (N,), got shape {tuple(y.shape)}")
+            correct["clean"] += int((_predict(model, x).argmax(1) == y).sum())
+            x_f = fgsm(model, x, y, threat, random_start=fgsm_random_start, generator=generator)
+            correct["fgsm"] += int((_predict(model, x_f).argmax(1) == y).sum())
+            x_p = pgd(model, x, y, threat, steps=pgd_steps, step_size=pgd_step_size, random_start=pgd_random_start,
+                      generator=generator)
+            correct["pgd"] += int((_predict(model, x_p).argmax(1) == y).sum())
+            total += len(y)
+    finally:
+        model.train(was_training)
+    if total == 0:
+        raise InputError("no samples to evaluate")
+    out: dict[str, Any] = {f"{k}_accuracy": 100.0 * v / total for k, v in correct.items()}
+    out.update({"samples": total, "eps": threat.eps, "space": threat.space, "pgd_steps": pgd_steps,
+                "pgd_step_size": 2.5 * threat.eps / pgd_steps if pgd_step_size is None else pgd_step_size,
+                "pgd_random_start": pgd_random_start, "fgsm_random_start": fgsm_random_start})
+    return out

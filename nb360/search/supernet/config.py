@@ -1,0 +1,166 @@
+"""Settings of a weight-sharing search (DARTS, GAEA, E2RNAS on the NB201 supernet), with each method's defaults.
+
+Defaults follow search-methods.md: DARTS as NAS-Bench-201's DARTS-V1 (§3.2: C=16, N=5, 50 epochs,
+batch 64, SGD 0.025 → 0.001 cosine, nesterov, momentum 0.9, wd 5e-4, grad clip 5; Adam(α) 3e-4,
+betas (0.5, 0.999), wd 1e-3; first order, `second_order=True` for DARTS-V2); GAEA as its NB201
+config (§3.4: exponentiated gradient on the simplex, arch lr 0.1, wd 3e-4, C=24, 25 epochs,
+`none` excluded); E2RNAS as the spec (§6: DARTS-V1 settings plus the upper-level objectives
+acc, adv, size, MGDA on L2-normalised gradients, FGSM-RS ε=2/255 with step 1.25ε, size constraint
+`abs` with scale 1e5).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...errors import InputError
+
+METHODS = ("darts", "gaea", "e2rnas")
+OBJECTIVES = ("acc", "adv", "size", "flops")
+CONSTRAINTS = ("abs", "min", "max", "none")
+ARCH_DATA = ("val", "train-half")
+LOWER_LEVELS = ("clean", "fgsm-rs")
+
+
+@dataclass
+class SearchConfig:
+    """Everything that determines a weight-sharing search run (saved as the run's config.json)."""
+
+    method: str
+    task: str
+    data_root: str | None = None
+    seed: int = 0
+    # network
+    C: int = 16
+    N: int = 5
+    supernet_options: dict[str, Any] = field(default_factory=dict)  # e.g. affine, track_running_stats, mixed
+    # data
+    batch_size: int = 64
+    arch_data: str = "val"  # α steps on the card's val split, or on half of train (DARTS's 50/50)
+    max_steps: int | None = None  # cap on steps per epoch (smoke runs)
+    loader_options: dict[str, Any] = field(default_factory=dict)  # passed to nb360.data.load
+    # weights
+    epochs: int = 50
+    lr: float = 0.025
+    lr_min: float = 0.001
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    grad_clip: float = 5.0
+    lower_level: str = "clean"  # or "fgsm-rs": train the weights on FGSM-RS examples (E2RNAS v1)
+    # architecture
+    arch_lr: float = 3e-4
+    arch_betas: tuple[float, float] = (0.5, 0.999)
+    arch_weight_decay: float = 1e-3
+    second_order: bool = False
+    exclude_none: bool = False  # discretisation (and, for GAEA, the simplex) without the `none` op
+    # E2RNAS upper level
+    objectives: tuple[str, ...] = ("acc",)
+    mgda: bool = True
+    mgda_solver: str = "fw"
+    mgda_max_iter: int = 250
+    grad_norm: str = "l2"
+    eps: float = 2 / 255
+    eps_space: str = "normalized"
+    adv_step: float = 1.25  # FGSM-RS step, in units of ε
+    size_constraint: str = "abs"
+    size_target: float | None = None  # in units of size_scale; None: the midpoint of the supernet's range
+    size_scale: float = 1e5
+    flops_target: float | None = None
+    flops_scale: float = 1e8
+    # evaluation of the found architecture (inherited weights)
+    eval_attacks: bool = True
+    pgd_steps: int = 10
+    compare_darts: bool = False  # E2RNAS: also run DARTS with the same settings, for the trade-off plot
+    device: str = "cpu"
+
+    def validate(self) -> SearchConfig:
+        """Raise InputError for values no search can run with; return self."""
+        if self.method not in METHODS:
+            raise InputError(f"unknown weight-sharing method {self.method!r}: choose one of {', '.join(METHODS)}")
+        positive = {"C": self.C, "batch_size": self.batch_size, "epochs": self.epochs}
+        for name, value in positive.items():
+            if int(value) < 1:
+                raise InputError(f"{name} must be at least 1, got {value}")
+        if self.N < 0:
+            raise InputError(f"N must be non-negative, got {self.N}")
+        for name in ("lr", "arch_lr", "size_scale", "flops_scale", "adv_step"):
+            value = getattr(self, name)
+            if not value > 0:
+                raise InputError(f"{name} must be positive, got {value}")
+        if not 0 <= self.lr_min <= self.lr:
+            raise InputError(f"lr_min must be in [0, lr], got {self.lr_min}")
+        if self.nesterov and not self.momentum > 0:
+            raise InputError(f"nesterov momentum needs momentum > 0, got {self.momentum}; set nesterov=False")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise InputError(f"max_steps must be at least 1, got {self.max_steps}")
+        if self.arch_data not in ARCH_DATA:
+            raise InputError(f"arch_data must be one of {', '.join(ARCH_DATA)}, got {self.arch_data!r}")
+        if self.lower_level not in LOWER_LEVELS:
+            raise InputError(f"lower_level must be one of {', '.join(LOWER_LEVELS)}, got {self.lower_level!r}")
+        bad = [o for o in self.objectives if o not in OBJECTIVES]
+        if bad or not self.objectives or len(set(self.objectives)) != len(self.objectives):
+            raise InputError(f"objectives must be distinct names from {', '.join(OBJECTIVES)}, got "
+                             f"{', '.join(self.objectives) or 'none'}")
+        if self.method != "e2rnas" and tuple(self.objectives) != ("acc",):
+            raise InputError(f"{self.method} optimises the validation loss only; multiple objectives are E2RNAS's "
+                             "(--method e2rnas)")
+        if self.method == "gaea" and self.second_order:
+            raise InputError("GAEA's exponentiated-gradient update is first order; drop --second-order")
+        if self.size_constraint not in CONSTRAINTS:
+            raise InputError(f"size_constraint must be one of {', '.join(CONSTRAINTS)}, got {self.size_constraint!r}")
+        if not self.eps >= 0:
+            raise InputError(f"eps must be non-negative, got {self.eps}")
+        if self.grad_norm not in ("l2", "loss", "loss+", "none"):
+            raise InputError(f"grad_norm must be l2, loss, loss+ or none, got {self.grad_norm!r}")
+        if self.mgda_solver not in ("fw", "pgd"):
+            raise InputError(f"mgda_solver must be fw or pgd, got {self.mgda_solver!r}")
+        if self.mgda_max_iter < 1 or self.pgd_steps < 1:
+            raise InputError("mgda_max_iter and pgd_steps must be at least 1")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready settings."""
+        out = dataclasses.asdict(self)
+        out["objectives"] = list(self.objectives)
+        out["arch_betas"] = list(self.arch_betas)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> SearchConfig:
+        """The inverse of to_dict (unknown keys refused)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise InputError(f"unknown search settings {', '.join(unknown)}")
+        data = dict(data)
+        if "objectives" in data:
+            data["objectives"] = tuple(data["objectives"])
+        if "arch_betas" in data:
+            data["arch_betas"] = tuple(data["arch_betas"])
+        return cls(**data)
+
+
+METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
+    "darts": {},
+    "gaea": {"arch_lr": 0.1, "weight_decay": 3e-4, "C": 24, "epochs": 25, "exclude_none": True},
+    "e2rnas": {"objectives": ("acc", "adv", "size")},
+}
+
+
+def default_config(method: str, task: str, **overrides: Any) -> SearchConfig:
+    """The method's reference settings for `task`, with `overrides` (None values are ignored)."""
+    if method not in METHODS:
+        raise InputError(f"unknown weight-sharing method {method!r}: choose one of {', '.join(METHODS)}")
+    values: dict[str, Any] = {"method": method, "task": task, **METHOD_DEFAULTS[method]}
+    values.update({k: v for k, v in overrides.items() if v is not None})
+    try:
+        return SearchConfig(**values).validate()
+    except TypeError as exc:
+        raise InputError(f"bad search setting: {exc}") from None
+
+
+# Settings a resumed run may change (they do not alter the search itself).
+RESUMABLE_CHANGES = frozenset({"device", "data_root", "eval_attacks", "compare_darts"})

@@ -1,0 +1,565 @@
+"""The weight-sharing search loop: DARTS (first/second order), GAEA and E2RNAS on the NB201 supernet.
+
+Per training batch (DARTS's order): one architecture step on a batch of the architecture split,
+then one SGD step of the weights on the training batch. The architecture step is
+
+- DARTS: Adam on ∇_α L_val(w, α) (first order) or on the unrolled hypergradient
+  ∇_α L_val(w', α) - ξ·[∇_α L_train(w⁺, α) - ∇_α L_train(w⁻, α)] / 2R with
+  w' = w - ξ(μ·m + ∇_w L_train + λ_wd·w), w± = w ± R·∇_{w'}L_val, R = 0.01/‖∇_{w'}L_val‖
+  (second order; quark0/darts `architect.py`);
+- GAEA: exponentiated gradient on the simplex, p ← p·exp(-η∇_p L_val), then clamp(p, 1e-5) and
+  renormalise per edge (gaea_release `architect_edarts.py`); the network uses p directly;
+- E2RNAS: the enabled objectives F_t (val loss, FGSM-RS val loss, constrained expected size or
+  FLOPs) at w (or w'), their partial gradients ∇_α F_t normalised (L2 + 1e-7), MGDA min-norm
+  weights λ (+1e-7; λ = 1 with MGDA off), then DARTS's step on Σ λ_t F_t (search-methods.md §1.5).
+
+Reproducibility: the model is initialised from `seed`; each epoch's data order and attack noise
+come from generators seeded by (seed, epoch), so a run resumed from the checkpoint written at the
+end of an epoch continues exactly as an uninterrupted run (tests check equality of the weights).
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import math
+import os
+import random
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.func import functional_call
+from torch.utils.data import DataLoader, RandomSampler, Subset
+
+from ...errors import DataError, InputError
+from ...models import build_supernet, cost_model
+from ...robust import ThreatModel, _clip_box, _uniform_like, fgsm, fgsm_step
+from ...space import nb201
+from ..mgda import NORM_EPS, gradient_normalizers, min_norm_weights
+from .config import RESUMABLE_CHANGES, SearchConfig
+from .losses import batch_loss, output_loss, split_objective, to_device
+from .objectives import ResourceObjective
+
+CHECKPOINT = "checkpoint.pt"
+CHECKPOINT_FORMAT = 1
+
+
+@dataclass
+class SearchResult:
+    """What a finished (or stopped) weight-sharing search produced."""
+
+    run_dir: Path
+    config: SearchConfig
+    epochs_done: int
+    genotype: str
+    arch_index: int
+    history: list[dict[str, Any]] = field(default_factory=list)
+    evaluation: dict[str, Any] | None = None
+    finished: bool = False
+
+
+def _mix(*parts: int) -> int:
+    """A 63-bit seed from integers (stable across processes, unlike hash())."""
+    value = 0x9E3779B97F4A7C15
+    for p in parts:
+        value = (value ^ (int(p) & 0xFFFFFFFFFFFFFFFF)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        value ^= value >> 31
+    return value & 0x7FFFFFFFFFFFFFFF
+
+
+def _generator(*parts: int) -> torch.Generator:
+    return torch.Generator().manual_seed(_mix(*parts))
+
+
+def pixel_normalization(task: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) the task's loader normalises pixels with, for pixel-space ε (only image tasks declare one)."""
+    import importlib
+
+    try:
+        module = importlib.import_module(f"nb360.data.{task}")
+    except ImportError:
+        module = None
+    mean, std = getattr(module, "MEAN", None), getattr(module, "STD", None)
+    if mean is None or std is None:
+        raise InputError(f"task {task!r} has no pixel normalisation (its inputs are not [0, 1] images): declare ε in "
+                         "normalised input units (eps_space='normalized')")
+    return tuple(mean), tuple(std)
+
+
+class SupernetSearch:
+    """One weight-sharing search run writing into a run directory (config, logs, checkpoints, plots)."""
+
+    # DARTS's finite-difference radius (`_hessian_vector_product(r=1e-2)`). With ReLU networks the
+    # difference quotient at this radius is the published approximation, not the exact Hessian-vector
+    # product (activation patterns flip within it); tests shrink it to check the formula exactly.
+    hessian_r = 1e-2
+
+    def __init__(self, config: SearchConfig, run_dir: str | os.PathLike, *, datasets: dict[str, Any] | None = None,
+                 card: Any = None, progress: bool = True) -> None:
+        self.config = config.validate()
+        self.run_dir = Path(run_dir)
+        self.progress = progress
+        self.device = torch.device(config.device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise InputError("device 'cuda' was asked for but no CUDA GPU is visible; use --device cpu")
+        if card is None:
+            from ...tasks import get_task
+
+            card = get_task(config.task)
+        self.card = card
+        self._setup_data(datasets)
+        torch.manual_seed(config.seed)
+        self.net = build_supernet(card, C=config.C, N=config.N, **config.supernet_options).to(self.device)
+        self.weights = [p for p in self.net.weight_parameters()]
+        self.w_opt = torch.optim.SGD(self.weights, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
+                                     weight_decay=config.weight_decay)
+        self.simplex: torch.Tensor | None = None
+        self.a_opt: torch.optim.Optimizer | None = None
+        if config.method == "gaea":
+            p = torch.ones(nb201.NUM_EDGES, nb201.NUM_OPS, device=self.device)
+            self.simplex = self._renormalize(p)
+        else:
+            self.a_opt = torch.optim.Adam(self.net.arch_parameters(), lr=config.arch_lr, betas=config.arch_betas,
+                                          weight_decay=config.arch_weight_decay)
+        self.threat = self._threat()
+        self.resources = self._resources()
+        self.epoch = 0
+        self.step = 0
+        self.history: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ set-up
+    def _setup_data(self, datasets: dict[str, Any] | None) -> None:
+        cfg = self.config
+        if datasets is None:
+            if cfg.data_root is None:
+                raise InputError(f"the search needs the data of task {cfg.task!r}: pass a data root (--data-root; "
+                                 f"see `nb360 data download {cfg.task}`)")
+            from ...data import load
+
+            datasets = load(cfg.task, cfg.data_root, "search", **cfg.loader_options)
+        self.datasets = datasets
+        train, val = datasets.get("train"), datasets.get("val")
+        if train is None or len(train) == 0:
+            raise DataError(f"task {cfg.task!r} has no search training split")
+        if cfg.arch_data == "train-half":
+            if len(train) < 2:
+                raise DataError("the training split needs at least 2 samples to halve")
+            order = torch.randperm(len(train), generator=_generator(cfg.seed, 17)).tolist()
+            half = len(train) // 2
+            self.train_set, self.arch_set = Subset(train, order[:half]), Subset(train, order[half:])
+        else:
+            if val is None or len(val) == 0:
+                raise DataError(f"task {cfg.task!r} has no validation split for the architecture steps; use "
+                                "arch_data='train-half' (--arch-data train-half)")
+            self.train_set, self.arch_set = train, val
+        self.eval_set = val if val is not None and len(val) else self.arch_set
+        # one objective per split: Darcy's targets are normalised on train and raw on val/test
+        self.train_obj = split_objective(self.card, self.train_set)
+        self.arch_obj = split_objective(self.card, self.arch_set)
+        self.eval_obj = split_objective(self.card, self.eval_set)
+        self.sample_shape = tuple(self.train_set[0][0].shape)
+
+    def _threat(self) -> ThreatModel | None:
+        cfg = self.config
+        needs = "adv" in cfg.objectives or cfg.lower_level == "fgsm-rs" or cfg.eval_attacks
+        if not needs:
+            return None
+        if cfg.eps_space == "pixel":
+            mean, std = pixel_normalization(cfg.task)
+            return ThreatModel(cfg.eps, "pixel", mean, std)
+        return ThreatModel(cfg.eps, cfg.eps_space)
+
+    def _resources(self) -> dict[str, ResourceObjective]:
+        cfg = self.config
+        out: dict[str, ResourceObjective] = {}
+        out["size"] = ResourceObjective.build("size", cost_model(self.net, "params"), cfg.size_scale, cfg.size_target,
+                                              cfg.size_constraint)
+        if "flops" in cfg.objectives:
+            spatial = self.sample_shape[1:]
+            out["flops"] = ResourceObjective.build("flops", cost_model(self.net, "flops", input_size=spatial),
+                                                   cfg.flops_scale, cfg.flops_target, cfg.size_constraint)
+        return out
+
+    def _renormalize(self, p: torch.Tensor) -> torch.Tensor:
+        """GAEA's normalize: clamp(p, 1e-5) / sum per edge; `none` held at 0 when excluded."""
+        p = p.clamp(min=1e-5)
+        if self.config.exclude_none:
+            p[:, nb201.OPS.index("none")] = 0.0
+        return p / p.sum(dim=1, keepdim=True)
+
+    def arch_weights(self) -> torch.Tensor:
+        """The current (6, 5) architecture weights the network mixes with."""
+        if self.simplex is not None:
+            return self.simplex
+        return self.net.arch_weights()
+
+    def genotype(self) -> str:
+        """The arch string of the current architecture weights (argmax per edge)."""
+        return self.net.genotype(self.config.exclude_none, weights=self.arch_weights().detach())
+
+    # ------------------------------------------------------------------ checkpoints
+    def checkpoint_path(self) -> Path:
+        """Where this run's checkpoint lives."""
+        return self.run_dir / CHECKPOINT
+
+    def save_checkpoint(self) -> None:
+        """Write the state after `self.epoch` finished epochs, atomically."""
+        state = {
+            "format": CHECKPOINT_FORMAT, "config": self.config.to_dict(), "epoch": self.epoch, "step": self.step,
+            "model": self.net.state_dict(), "w_opt": self.w_opt.state_dict(),
+            "a_opt": self.a_opt.state_dict() if self.a_opt is not None else None,
+            "simplex": self.simplex.detach().cpu() if self.simplex is not None else None,
+            "history": self.history,
+            "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
+        }
+        tmp = self.run_dir / f".{CHECKPOINT}.tmp-{os.getpid()}"
+        torch.save(state, tmp)
+        os.replace(tmp, self.checkpoint_path())
+
+    def load_checkpoint(self, path: str | os.PathLike | None = None) -> None:
+        """Restore the state of a checkpoint (its settings must match this run's, see RESUMABLE_CHANGES)."""
+        path = Path(path) if path is not None else self.checkpoint_path()
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except FileNotFoundError:
+            raise DataError(f"no checkpoint at {path}: nothing to resume (start the run without --resume)") from None
+        except Exception as exc:  # a truncated or foreign file
+            raise DataError(f"{path} is not a readable nb360 search checkpoint ({type(exc).__name__}: {exc}); "
+                            "delete it and restart the run") from None
+        if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
+            raise DataError(f"{path} is not an nb360 search checkpoint of format {CHECKPOINT_FORMAT}")
+        saved, current = state["config"], self.config.to_dict()
+        differ = sorted(k for k in set(saved) | set(current)
+                        if saved.get(k) != current.get(k) and k not in RESUMABLE_CHANGES)
+        if differ:
+            raise InputError(f"cannot resume {path}: settings differ from the checkpoint's in {', '.join(differ)} "
+                             f"(checkpoint: {', '.join(f'{k}={saved.get(k)!r}' for k in differ)})")
+        self.net.load_state_dict(state["model"])
+        self.w_opt.load_state_dict(state["w_opt"])
+        if self.a_opt is not None:
+            self.a_opt.load_state_dict(state["a_opt"])
+        if self.simplex is not None:
+            self.simplex = state["simplex"].to(self.device)
+        self.epoch, self.step, self.history = int(state["epoch"]), int(state["step"]), list(state["history"])
+        torch.set_rng_state(state["rng"]["torch"])
+        np.random.set_state(state["rng"]["numpy"])
+        random.setstate(state["rng"]["python"])
+
+    # ------------------------------------------------------------------ one step
+    def _lr(self, epoch: int) -> float:
+        """Cosine annealing from lr to lr_min over the epochs (CosineAnnealingLR's closed form)."""
+        cfg = self.config
+        return cfg.lr_min + (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
+
+    def _forward(self, x: torch.Tensor, params: dict[str, torch.Tensor] | None = None,
+                 weights: torch.Tensor | None = None) -> torch.Tensor:
+        if params is None:
+            return self.net(x, weights)
+        buffers = {name: b.clone() for name, b in self.net.named_buffers()}  # the unrolled copy keeps its own BN stats
+        return functional_call(self.net, {**params, **buffers}, (x,), {"weights": weights})
+
+    def _named_weights(self) -> dict[str, torch.Tensor]:
+        arch = {id(a) for a in self.net.arch_parameters()}
+        return {name: p for name, p in self.net.named_parameters() if id(p) not in arch}
+
+    def _unrolled(self, batch: tuple[Any, ...], lr: float) -> dict[str, torch.Tensor]:
+        """w' = w - ξ(μ·m + ∇_w L_train + λ_wd·w): one virtual SGD step (DARTS's _compute_unrolled_model)."""
+        cfg = self.config
+        named = self._named_weights()
+        loss = batch_loss(self.train_obj, self.net, batch, self.device)
+        grads = torch.autograd.grad(loss, list(named.values()), allow_unused=True)
+        out = {}
+        for (name, p), g in zip(named.items(), grads):
+            g = torch.zeros_like(p) if g is None else g
+            buf = self.w_opt.state.get(p, {}).get("momentum_buffer")
+            moment = buf * cfg.momentum if buf is not None else 0.0
+            out[name] = (p - lr * (moment + g + cfg.weight_decay * p)).detach().requires_grad_(True)
+        return out
+
+    def _hessian_correction(self, v: list[torch.Tensor], batch: tuple[Any, ...]) -> torch.Tensor:
+        """[∇_α L_train(w⁺) - ∇_α L_train(w⁻)] / 2R with w± = w ± R·v, R = r/‖v‖ (DARTS: r = 0.01)."""
+        norm = torch.sqrt(sum((g * g).sum() for g in v))
+        R = self.hessian_r / (norm + 1e-12)
+        named = self._named_weights()
+        (alpha,) = self.net.arch_parameters()
+        grads = []
+        for sign in (1.0, -1.0):
+            shifted = {name: (p + sign * R * g).detach() for (name, p), g in zip(named.items(), v)}
+            loss = batch_loss(self.train_obj, lambda inp: self._forward(inp, shifted), batch, self.device)
+            grads.append(torch.autograd.grad(loss, alpha)[0])
+        return (grads[0] - grads[1]) / (2 * R)
+
+    def _objectives(self, batch: tuple[Any, ...], params: dict[str, torch.Tensor] | None,
+                    weights: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """The enabled upper-level objectives at w (or the unrolled w'), differentiable in α."""
+        cfg = self.config
+        out: dict[str, torch.Tensor] = {}
+        x, rest = batch[0], tuple(batch[1:])
+
+        def model(inp: torch.Tensor) -> torch.Tensor:
+            return self._forward(inp, params)
+
+        if "acc" in cfg.objectives or "adv" in cfg.objectives:
+            x_req = x.detach().requires_grad_("adv" in cfg.objectives)
+            f_acc = batch_loss(self.arch_obj, model, (x_req, *rest), self.device)
+            if "acc" in cfg.objectives:
+                out["acc"] = f_acc
+            if "adv" in cfg.objectives:
+                # FGSM-RS from the clean validation loss's input gradient (E2RNAS HEAD), δ detached
+                (g_x,) = torch.autograd.grad(f_acc, x_req, retain_graph=True)
+                assert self.threat is not None
+                eps = self.threat.scale(x, self.threat.eps)
+                start = _clip_box(x + _uniform_like(x, eps, generator), self.threat.box(x))
+                x_adv = fgsm_step(x, g_x, self.threat, step_size=cfg.adv_step * cfg.eps, start=start)
+                out["adv"] = batch_loss(self.arch_obj, model, (x_adv, *rest), self.device)
+        for name in ("size", "flops"):
+            if name in cfg.objectives:
+                out[name] = self.resources[name](weights)
+        return out
+
+    def arch_step(self, train_batch: tuple[Any, ...], arch_batch: tuple[Any, ...], lr: float,
+                  generator: torch.Generator) -> dict[str, Any]:
+        """One architecture update on a batch of the architecture split; returns objectives, λ, gradient norms."""
+        cfg = self.config
+        if self.simplex is not None:  # GAEA: exponentiated gradient on the simplex
+            p = self.simplex.detach().requires_grad_(True)
+            loss = batch_loss(self.arch_obj, lambda inp: self.net(inp, p), arch_batch, self.device)
+            (grad,) = torch.autograd.grad(loss, p)
+            with torch.no_grad():
+                self.simplex = self._renormalize(p * torch.exp(-cfg.arch_lr * grad))
+            return {"objectives": {"acc": float(loss.detach())}, "lambda": {"acc": 1.0},
+                    "grad_norm": {"acc": float(grad.norm())}}
+        (alpha,) = self.net.arch_parameters()  # one (6, 5) tensor shared by all cells
+        params = self._unrolled(train_batch, lr) if cfg.second_order else None
+        weights = self.net.arch_weights()
+        objectives = self._objectives(arch_batch, params, weights, generator)
+        names = list(objectives)
+        grads = []
+        for name in names:
+            (g,) = torch.autograd.grad(objectives[name], alpha, retain_graph=True, allow_unused=True)
+            grads.append(torch.zeros_like(alpha) if g is None else g)
+        raw_norms = [float(g.norm()) for g in grads]
+        info: dict[str, Any] = {"objectives": {n: float(objectives[n].detach()) for n in names},
+                                "grad_norm": dict(zip(names, raw_norms))}
+        if cfg.mgda and len(names) >= 2:
+            divisors = gradient_normalizers(grads, [float(objectives[n].detach()) for n in names], cfg.grad_norm)
+            scaled = [g / (float(d) + NORM_EPS) for g, d in zip(grads, divisors)]
+            solution = min_norm_weights(scaled, solver=cfg.mgda_solver, max_iter=cfg.mgda_max_iter)
+            lam = solution.weights + 1e-7
+            info["mgda_iterations"] = solution.iterations
+            info["mgda_converged"] = solution.converged
+        else:
+            lam = np.ones(len(names))
+        info["lambda"] = {n: float(v) for n, v in zip(names, lam)}
+        if cfg.second_order:
+            assert params is not None
+            total = sum(float(w) * objectives[n] for n, w in zip(names, lam))
+            inputs = [alpha, *params.values()]
+            grads_all = torch.autograd.grad(total, inputs, allow_unused=True)
+            d_alpha = grads_all[0] if grads_all[0] is not None else torch.zeros_like(alpha)
+            v = [torch.zeros_like(p) if g is None else g for p, g in zip(params.values(), grads_all[1:])]
+            if any(bool(g.abs().sum() > 0) for g in v):
+                d_alpha = d_alpha - lr * self._hessian_correction(v, train_batch)
+        else:
+            # λ are constants, so ∇_α Σ λ_t F_t = Σ λ_t ∇_α F_t: reuse the per-objective gradients (no extra backward)
+            d_alpha = sum(float(w) * g for w, g in zip(lam, grads))
+        assert self.a_opt is not None
+        self.a_opt.zero_grad(set_to_none=True)
+        alpha.grad = d_alpha.detach()
+        self.a_opt.step()
+        return info
+
+    def weight_step(self, batch: tuple[Any, ...], generator: torch.Generator) -> float:
+        """One SGD step of the supernet weights on a training batch; returns its loss."""
+        cfg = self.config
+        mix = self.simplex.detach() if self.simplex is not None else None
+
+        def model(inp: torch.Tensor) -> torch.Tensor:
+            return self.net(inp, mix)
+
+        if cfg.lower_level == "fgsm-rs":
+            assert self.threat is not None
+            x_adv = fgsm(model, batch[0], batch[1], self.threat, loss_fn=output_loss(self.train_obj, batch, self.device),
+                         random_start=True, step_size=cfg.adv_step * cfg.eps, generator=generator)
+            batch = (x_adv, *batch[1:])
+        self.w_opt.zero_grad(set_to_none=True)
+        loss = batch_loss(self.train_obj, model, batch, self.device)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.weights, cfg.grad_clip)
+        self.w_opt.step()
+        for a in self.net.arch_parameters():  # the weight loss also reaches α; the architecture step sets its own
+            a.grad = None
+        return float(loss.detach())
+
+    # ------------------------------------------------------------------ epochs
+    def _loaders(self, epoch: int) -> tuple[DataLoader, Iterator[Any]]:
+        cfg = self.config
+        train = DataLoader(self.train_set, batch_size=cfg.batch_size,
+                           sampler=RandomSampler(self.train_set, generator=_generator(cfg.seed, epoch, 1)))
+
+        def arch_batches() -> Iterator[Any]:
+            for cycle in itertools.count():  # the architecture split is cycled, reshuffled on every pass
+                yield from DataLoader(self.arch_set, batch_size=cfg.batch_size,
+                                      sampler=RandomSampler(self.arch_set, generator=_generator(cfg.seed, epoch, 2,
+                                                                                                cycle)))
+
+        return train, arch_batches()
+
+    def evaluate_supernet(self) -> dict[str, Any]:
+        """The task objective's scores of the supernet on the evaluation split, in eval mode (prefixed val_)."""
+        was = self.net.training
+        self.net.eval()
+        mix = self.simplex if self.simplex is not None else None
+        try:
+            scores = self.eval_obj.evaluate(lambda inp: self.net(inp, mix),
+                                            DataLoader(self.eval_set, batch_size=self.config.batch_size), self.device)
+        except FloatingPointError as exc:
+            raise InputError(f"{exc} (evaluating the supernet)") from None
+        finally:
+            self.net.train(was)
+        return {f"val_{k}": float(v) for k, v in scores.items()}
+
+    def run_epoch(self, logs: _Logs) -> dict[str, Any]:
+        """Train one epoch (architecture step, then weight step, per batch) and write its log rows."""
+        cfg = self.config
+        epoch = self.epoch
+        lr = self._lr(epoch)
+        for group in self.w_opt.param_groups:
+            group["lr"] = lr
+        self.net.train()
+        train, arch_batches = self._loaders(epoch)
+        attack_gen = _generator(cfg.seed, epoch, 3)
+        lower_gen = _generator(cfg.seed, epoch, 4)
+        steps = len(train) if cfg.max_steps is None else min(len(train), cfg.max_steps)
+        bar = _progress(steps, f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}", self.progress)
+        start = time.perf_counter()
+        train_losses = []
+        for i, train_batch in enumerate(train):
+            if i >= steps:
+                break
+            train_batch = to_device(train_batch, self.device)
+            arch_batch = to_device(next(arch_batches), self.device)
+            info = self.arch_step(train_batch, arch_batch, lr, attack_gen)
+            loss = self.weight_step(train_batch, lower_gen)
+            train_losses.append(loss)
+            self.step += 1
+            row = {"epoch": epoch, "step": self.step, "lr": lr, "train_loss": loss, **info}
+            logs.step(row)
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix({"loss": f"{loss:.3f}", **{f"λ_{k}": f"{v:.2f}" for k, v in info["lambda"].items()}})
+        if bar is not None:
+            bar.close()
+        weights = self.arch_weights().detach()
+        record: dict[str, Any] = {
+            "epoch": epoch, "lr": lr, "steps": len(train_losses), "train_loss": float(np.mean(train_losses)),
+            **self.evaluate_supernet(), "genotype": self.genotype(),
+            "arch_weights": weights.cpu().tolist(),
+            "expected_params_M": float(self.resources["size"].cost.expected(weights)) / 1e6,
+            "seconds": time.perf_counter() - start,
+        }
+        if "flops" in self.resources:
+            record["expected_flops_M"] = float(self.resources["flops"].cost.expected(weights)) / 1e6
+        record["arch_index"] = nb201.index_of(record["genotype"])
+        self.epoch += 1
+        self.history.append(record)
+        logs.epoch(record)
+        return record
+
+    def run(self, *, resume: bool = False, stop_after: int | None = None) -> SearchResult:
+        """Search until `config.epochs` (or `stop_after` more epochs), checkpointing after every epoch."""
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.load_checkpoint()
+        elif self.checkpoint_path().exists():
+            raise InputError(f"{self.run_dir} already holds a search checkpoint: resume it (--resume) or choose a new "
+                             "run directory (--out)")
+        _write_json(self.run_dir / "config.json", {**self.config.to_dict(), "nb360_version": _version()})
+        logs = _Logs(self.run_dir, truncate_to_epoch=self.epoch)
+        target = self.config.epochs if stop_after is None else min(self.config.epochs, self.epoch + stop_after)
+        try:
+            while self.epoch < target:
+                self.run_epoch(logs)
+                self.save_checkpoint()
+        finally:
+            logs.close()
+        genotype = self.genotype()
+        return SearchResult(self.run_dir, self.config, self.epoch, genotype, nb201.index_of(genotype),
+                            list(self.history), finished=self.epoch >= self.config.epochs)
+
+
+# ---------------------------------------------------------------------------------------------- logs
+class _Logs:
+    """steps.jsonl, lambda.csv and epochs.jsonl of a run; on resume, rows of unfinished epochs are dropped."""
+
+    def __init__(self, run_dir: Path, truncate_to_epoch: int) -> None:
+        self.paths = {name: run_dir / name for name in ("steps.jsonl", "epochs.jsonl", "lambda.csv")}
+        for name in ("steps.jsonl", "epochs.jsonl"):
+            _truncate_jsonl(self.paths[name], truncate_to_epoch)
+        _truncate_csv(self.paths["lambda.csv"], truncate_to_epoch)
+        self.files = {name: open(path, "a", encoding="utf-8", newline="") for name, path in self.paths.items()}
+        self.lambda_writer: Any = None
+        self.lambda_fields: list[str] | None = None
+
+    def step(self, row: dict[str, Any]) -> None:
+        self.files["steps.jsonl"].write(json.dumps(row) + "\n")
+        fields = ["epoch", "step", *row["lambda"].keys()]
+        if self.lambda_writer is None:
+            self.lambda_writer = csv.writer(self.files["lambda.csv"])
+            if self.files["lambda.csv"].tell() == 0:
+                self.lambda_writer.writerow(fields)
+            self.lambda_fields = fields
+        self.lambda_writer.writerow([row["epoch"], row["step"], *row["lambda"].values()])
+
+    def epoch(self, record: dict[str, Any]) -> None:
+        self.files["epochs.jsonl"].write(json.dumps(record) + "\n")
+        for f in self.files.values():
+            f.flush()
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+
+
+def _truncate_jsonl(path: Path, epochs: int) -> None:
+    if not path.exists():
+        return
+    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip() and json.loads(line).get("epoch", 0) < epochs]
+    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
+
+
+def _truncate_csv(path: Path, epochs: int) -> None:
+    if not path.exists():
+        return
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if not lines:
+        return
+    kept = [lines[0]] + [line for line in lines[1:] if line and int(line.split(",", 1)[0]) < epochs]
+    path.write_text("".join(line + "\n" for line in kept) if len(kept) > 1 else "", encoding="utf-8")
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _version() -> str:
+    from ... import __version__
+
+    return __version__
+
+
+def _progress(total: int, desc: str, enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
