@@ -137,3 +137,15 @@ def test_ray_executor_matches_local(darcy_root, tmp_path) -> None:
                                        progress=False))
     np.testing.assert_array_equal(local.query_batch([0, 1], "x-valid-rel_l2", [[0], [1]], hp="2"),
                                   ray_table.query_batch([0, 1], "x-valid-rel_l2", [[0], [1]], hp="2"))
+
+
+def test_arrays_name_the_trained_arch_of_each_shared_row(darcy_root, tmp_path, monkeypatch) -> None:
+    canon = nb201.canonical_array()
+    sizes = np.bincount(canon, minlength=nb201.NUM_ARCHS)
+    reps = [int(r) for r in nb201.unique_indices() if sizes[r] > 1][:2]
+    monkeypatch.setattr(BuildSpec, "arch_list", lambda self: list(reps))
+    t = Table.open(build_table(tiny_spec(darcy_root, archs="unique"), tmp_path / "s.h5", progress=False))
+    ids, curves, present = t.arrays(hp="2")
+    assert list(ids) == reps and curves.shape[0] == 2
+    m = t.metrics("2").index("x-valid-rel_l2")
+    assert curves[1, m, 1] == np.float32(t.query(reps[1], "x-valid-rel_l2", 1, hp="2"))

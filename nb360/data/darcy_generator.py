@@ -254,6 +254,11 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# MATLAB 5 files open with 116 bytes of free text; scipy writes the creation time there, which would
+# make two generations with the same seed differ. A fixed text keeps the files byte-identical per seed.
+MAT_HEADER_TEXT = b"MATLAB 5.0 MAT-file, written by nb360 data generate darcyflow"
+
+
 def _write_mat_atomically(path: Path, coeff: np.ndarray, sol: np.ndarray) -> None:
     from scipy.io import savemat
 
@@ -261,6 +266,8 @@ def _write_mat_atomically(path: Path, coeff: np.ndarray, sol: np.ndarray) -> Non
     try:
         with open(tmp, "wb") as fh:
             savemat(fh, {"coeff": coeff, "sol": sol}, do_compression=False)
+            fh.seek(0)
+            fh.write(MAT_HEADER_TEXT.ljust(116, b" "))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -466,16 +466,20 @@ class Table:
                seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Zero-copy read-only views of one run group: (arch_ids (R,), curves (R, M, E), present (R, M, E)).
 
-        Row r holds arch arch_ids[r]; the metric axis follows Table.metrics(hp, task). This is the fast
-        path for traversing a whole table.
+        Row r holds the arch arch_ids[r] trained for it; the metric axis follows Table.metrics(hp, task).
+        In a run with row sharing (info()["runs"][k]["row_sharing"] == "isomorphism") the other members
+        of that arch's isomorphism class read the same row; Table.archs() lists every arch a run answers.
+        This is the fast path for traversing a whole table.
         """
         if seed is None and len(self.seeds(hp, task)) > 1:
             raise InputError(f"arrays() needs seed= (recorded: {self.seeds(hp, task)})")
         info = self._select(task, hp, seed)[0].info
         rows = self._view("arch_rows", info, "<i4")
-        arch_ids = np.flatnonzero(rows >= 0)
-        arch_ids = arch_ids[np.argsort(rows[arch_ids], kind="stable")]
-        return arch_ids, self._view("curves", info, "<f4"), self._view("curves_present", info, "u1").view(bool)
+        curves = self._view("curves", info, "<f4")
+        mapped = np.flatnonzero(rows >= 0)
+        arch_ids = np.full(curves.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(arch_ids, rows[mapped], mapped)  # the trained arch is its class's smallest index
+        return arch_ids, curves, self._view("curves_present", info, "u1").view(bool)
 
     def verify(self) -> None:
         """Check every run dataset against the sha256 recorded at creation; raise DataError on a mismatch."""

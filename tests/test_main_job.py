@@ -1,0 +1,83 @@
+"""`nb360 run`, the main job, end to end on a tiny generated Darcy Flow set (SYNTHETIC PDE data) and a tiny built table."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from nb360.build import BuildSpec, build_table
+from nb360.errors import DataError
+from nb360.main_job import MainJobConfig, run_main_job
+from nb360.table.embedded import EMBEDDED_DATA, embedded_table_path
+
+TINY_DATA = {"n_train": 40, "n_test": 10, "resolution": 8, "seed": 0}
+
+
+@pytest.fixture(scope="module")
+def tiny_job(tmp_path_factory):
+    from nb360.data.darcy_generator import generate_darcyflow
+
+    tmp = tmp_path_factory.mktemp("main")
+    data = tmp / "data"
+    generate_darcyflow(data, n_train=40, n_test=10, resolution=8, seed=0, workers=1, progress=False)
+    spec = BuildSpec(task="darcyflow", data_root=str(data), epochs=2, archs="0-11", channels=2, cells=1,
+                     batch_size=8, lr=0.05, latency_repeats=2)
+    table = build_table(spec, tmp / "tiny.h5", shard_size=6, progress=False)
+    cfg = MainJobConfig(out=str(tmp / "run"), data_root=str(tmp / "run-data"), table=str(table), repeats=4,
+                        search_epochs=1, search_channels=2, search_cells=1, eval_epochs=1, eval_channels=2,
+                        eval_cells=1, data=dict(TINY_DATA))
+    messages: list[str] = []
+    report = run_main_job(cfg, say=messages.append)
+    return cfg, report, messages
+
+
+def test_every_step_runs_and_the_report_says_what_was_done(tiny_job) -> None:
+    cfg, report, messages = tiny_job
+    assert [m[:5] for m in messages] == ["[1/5]", "[2/5]", "[3/5]", "[4/5]", "[5/5]"]
+    text = report.read_text()
+    for section in ("## 1. Data", "## 2. Tabular search", "## 3. E2RNAS", "## 4. Retraining"):
+        assert section in text
+    summary = json.loads((report.parent / "summary.json").read_text())
+    # the job regenerated the very files the table was built on
+    assert summary["data_matches_table"] == {"same_generator_settings": True, "identical_files": True}
+    assert set(summary["evaluate"]) == {"tabular-rea", "e2rnas", "wrn-baseline"}
+    assert 0 <= summary["tabular"]["found_arch"] <= 11
+    for model in summary["evaluate"].values():
+        assert model["reported"]["mean"] > 0
+    assert (report.parent / "evaluation-report" / "report.md").exists()
+    assert (report.parent / "tabular" / "rea" / "plots").is_dir()
+
+
+def test_rerun_resumes_instead_of_redoing(tiny_job) -> None:
+    cfg, report, _ = tiny_job
+    messages: list[str] = []
+    run_main_job(cfg, say=messages.append)
+    assert messages[0].startswith("[1/5] data: reusing")
+
+
+def test_missing_table_is_a_clear_error(tmp_path) -> None:
+    with pytest.raises(DataError, match="not found: pass --table"):
+        run_main_job(MainJobConfig(out=str(tmp_path), table=str(tmp_path / "none.h5")), say=lambda m: None)
+
+
+def test_embedded_table_is_shipped_and_matches_its_data_settings() -> None:
+    from nb360.table import Table
+
+    path = embedded_table_path()
+    if not path.exists():
+        pytest.skip("the embedded table is not built yet")
+    t = Table.open(path)
+    (run,) = t.runs
+    assert run.time_kind == "measured" and run.row_sharing == "isomorphism"
+    source = run.protocol["data"]["source"]  # the generator's provenance record of the training data
+    assert (source["seed"], source["n"]["train"], source["n"]["test"], source["resolution"]) == \
+        (EMBEDDED_DATA["seed"], EMBEDDED_DATA["n_train"], EMBEDDED_DATA["n_test"], EMBEDDED_DATA["resolution"])
+    assert len(t.archs()) == 15625
+
+
+def test_cli_help_explains_the_main_job() -> None:
+    out = subprocess.run([sys.executable, "-m", "nb360", "run", "--help"], capture_output=True, text=True).stdout
+    assert "main job" in out and "--eval-epochs" in out
