@@ -436,16 +436,29 @@ class Table:
         is added to this handle's account (see reset_time). The validation value is `metric`, by default
         the run's validation split accuracy (NATS: x-valid, or ori-test for tasks without one).
         """
-        run = self._select(task, hp, seed)[0]
-        e = self._epoch(run, epoch)
-        split = run.info.valid_split or "ori-test"
+        runs = self._selected.get((task, hp, seed)) or self._select(task, hp, seed)
+        a = arch if type(arch) is int and 0 <= arch < self.num_archs else self.arch_index(arch)
+        split = runs[0].info.valid_split or "ori-test"
         metric = metric or f"{split}-accuracy"
-        value = self.query(arch, metric, e, seed=seed, hp=hp, task=task)
-        train_times = self.query_batch(self.arch_index(arch), "train-time", np.arange(e + 1), seed=seed, hp=hp,
-                                       task=task, missing="nan")
-        eval_time = self.query_batch(self.arch_index(arch), f"{split}-time", e, seed=seed, hp=hp, task=task,
-                                     missing="nan")
-        cost = float(np.nansum(train_times)) + (0.0 if np.isnan(eval_time) else float(eval_time))
+        values, costs = [], []
+        for run in runs:  # direct C++ lookups: this sits in the inner loop of every tabular search
+            e = epoch if type(epoch) is int and 0 <= epoch < run.epochs else self._epoch(run, epoch)
+            try:
+                value = run.view.get(a, self._metric(run, metric), e)
+            except _table.MissingValueError:
+                continue
+            train, present = run.view.gather(np.array([a]), np.array([self._metric(run, "train-time")]),
+                                             np.arange(e + 1))
+            eval_index = run.metric_index.get(f"{split}-time")
+            try:
+                eval_time = run.view.get(a, eval_index, e) if eval_index is not None else 0.0
+            except _table.MissingValueError:
+                eval_time = 0.0
+            values.append(value)
+            costs.append(float(train[present].sum(dtype=np.float64)) + eval_time)
+        if not values:
+            raise self._missing(runs[0], a, metric, self._epoch(runs[0], epoch), all_seeds=len(runs) > 1)
+        value, cost = (values[0], costs[0]) if len(values) == 1 else (float(np.mean(values)), float(np.mean(costs)))
         with self._lock:
             self._used_time += cost
             used = self._used_time
