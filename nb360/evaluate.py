@@ -1,4 +1,4 @@
-"""Retrain an NB201 architecture or a backbone with a task card's protocol and score it on the test split.
+"""Retrain an NB201 architecture, a DARTS-space genotype or a backbone with a task's protocol; score it on test.
 
 `evaluate(EvalSpec(...), run_dir)` trains once per seed on the retrain split (train + val) and
 evaluates on the test split, writing a run directory:
@@ -12,6 +12,13 @@ evaluates on the test split, writing a run directory:
     RUN_DIR/seed-<s>/checkpoints/last.pt the full training state after the last finished epoch
     RUN_DIR/seed-<s>/result.json         that seed's final figures
     RUN_DIR/results.json                 every seed, mean +- std, the card's reference results
+
+A DARTS-space genotype (`genotype=`: DARTS text, JSON, a published name such as "DARTS_V2", or a
+file holding one, e.g. a search's genotype.json) is retrained as its evaluation network (20 cells,
+C=36) with NAS-Bench-360's GAEA evaluation protocol for the task (`protocol="nb360"`: 150 epochs,
+SGD lr 0.025 cosine, drop-path 0.3, grad clip 5, the task's batch size; tasks.md §7,
+`nb360.search.supernet.darts_settings`) or DARTS's CIFAR protocol (`protocol="darts"`: 600
+epochs, batch 96, auxiliary head 0.4, drop-path 0.2).
 
 results.json and result.json hold no times or dates, so identical runs write identical bytes
 (on the CPU, where torch's algorithms are deterministic). An interrupted run resumes from each
@@ -43,6 +50,7 @@ RESULTS_FORMAT = "nb360-evaluate-results/1"
 CONFIG_FORMAT = "nb360-evaluate-config/1"
 MANIFEST_FORMAT = "nb360-evaluate-manifest/1"
 BACKBONE_CHOICES = ("wrn", "resnet1d", "dense-wrn", "default")
+DARTS_PROTOCOLS = ("nb360", "darts")
 STD_NOTE = "population standard deviation over seeds (numpy std, ddof=0)"
 
 EpochHook = Callable[[int, int], None]  # (seed, epoch) after the epoch's checkpoint is on disk
@@ -50,7 +58,7 @@ EpochHook = Callable[[int, int], None]  # (seed, epoch) after the epoch's checkp
 
 @dataclass
 class EvalSpec:
-    """What to evaluate: a task, one model (an NB201 `arch` or a `backbone`), seeds and run settings."""
+    """What to evaluate: a task, one model (an NB201 `arch`, a DARTS `genotype` or a `backbone`), seeds, settings."""
 
     task: str
     data_root: str
@@ -59,17 +67,25 @@ class EvalSpec:
     seeds: tuple[int, ...] = (0, 1, 2)
     epochs: int | None = None  # None: the card's; fewer shortens the protocol (recorded as such)
     device: str = "cpu"
-    channels: int = 16  # NB201 network C
+    channels: int | None = None  # network C (NB201 default 16; DARTS: the protocol's, 36)
     cells: int = 5  # NB201 network N
+    genotype: str | None = None  # DARTS-space genotype: text, JSON, published name or a file holding one
+    protocol: str = "nb360"  # DARTS genotypes: "nb360" (NAS-Bench-360's GAEA evaluation) or "darts" (DARTS CIFAR)
+    layers: int | None = None  # DARTS network cells (default: the protocol's, 20)
     pooling: str = "original"  # point-2D WRN pooling: NB360's rules ("original") or "global"
     eval_every: int = 1  # evaluate on the test split every k epochs (and always after the last)
     loader_options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Raise InputError on impossible settings."""
-        if (self.arch is None) == (self.backbone is None):
-            raise InputError("give exactly one of --arch (an NB201 cell: index or arch string) or --backbone "
-                             f"({', '.join(BACKBONE_CHOICES)})")
+        if sum(x is not None for x in (self.arch, self.backbone, self.genotype)) != 1:
+            raise InputError("give exactly one of --arch (an NB201 cell: index or arch string), --genotype (a "
+                             f"DARTS-space genotype) or --backbone ({', '.join(BACKBONE_CHOICES)})")
+        if self.protocol not in DARTS_PROTOCOLS:
+            raise InputError(f"unknown DARTS evaluation protocol {self.protocol!r}: choose "
+                             f"{', '.join(DARTS_PROTOCOLS)}")
+        if self.layers is not None and self.layers < 1:
+            raise InputError(f"--layers must be >= 1, got {self.layers}")
         if self.backbone is not None and self.backbone not in BACKBONE_CHOICES:
             raise InputError(f"unknown backbone {self.backbone!r}: choose one of {', '.join(BACKBONE_CHOICES)}")
         if not self.seeds:
@@ -80,21 +96,53 @@ class EvalSpec:
             raise InputError(f"--epochs must be >= 1, got {self.epochs}")
         if self.eval_every < 1:
             raise InputError(f"--eval-every must be >= 1, got {self.eval_every}")
-        if self.channels < 1 or self.cells < 1:
+        if (self.channels is not None and self.channels < 1) or self.cells < 1:
             raise InputError(f"--channels and --cells must be >= 1, got {self.channels} and {self.cells}")
         if self.pooling not in ("original", "global"):
             raise InputError(f"--pooling must be original or global, got {self.pooling!r}")
 
 
 # ----------------------------------------------------------------------------- model and protocol
+def read_genotype(value: str) -> str:
+    """DARTS genotype text from text, JSON, a published name, or a file (its text or JSON, e.g. a search's
+    genotype.json / result.json with a "genotype" entry)."""
+    from .space import darts
+
+    text = value
+    path = Path(value)
+    looks_like_path = not value.lstrip().startswith(("Genotype", "{")) and value.strip() not in darts.PUBLISHED
+    if looks_like_path:
+        if not path.is_file():
+            raise InputError(f"--genotype {value!r} is neither a genotype (DARTS text, JSON, or a published name: "
+                             f"{', '.join(darts.PUBLISHED)}) nor an existing file")
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise DataError(f"cannot read the genotype file {path}: {exc}") from exc
+        if text.lstrip().startswith("{"):
+            try:
+                data = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"the genotype file {path} is not valid JSON ({exc})") from exc
+            if isinstance(data, dict) and isinstance(data.get("genotype"), str):
+                text = data["genotype"]  # a search run's genotype.json / result.json
+    return darts.to_str(darts.parse(text))
+
+
 def model_description(card: TaskCard, spec: EvalSpec) -> dict[str, Any]:
     """The model as JSON-ready data: enough to rebuild it exactly."""
     if spec.arch is not None:
         arch: Any = spec.arch
         if isinstance(arch, str) and arch.strip().lstrip("-").isdigit():
             arch = int(arch)
-        return {"kind": "nb201", "arch": nb201.to_str(arch), "index": nb201.index_of(arch), "C": spec.channels,
-                "N": spec.cells}
+        return {"kind": "nb201", "arch": nb201.to_str(arch), "index": nb201.index_of(arch),
+                "C": 16 if spec.channels is None else spec.channels, "N": spec.cells}
+    if spec.genotype is not None:
+        settings = _darts_settings(card, spec.protocol)
+        auxiliary = settings["auxiliary_weight"] > 0
+        return {"kind": "darts", "genotype": read_genotype(spec.genotype),
+                "C": settings["C"] if spec.channels is None else spec.channels,
+                "layers": settings["layers"] if spec.layers is None else spec.layers, "auxiliary": auxiliary}
     from .models import default_backbone
 
     name = spec.backbone
@@ -117,6 +165,9 @@ def build_model(card: TaskCard, model: dict[str, Any]) -> Any:
 
     if model["kind"] == "nb201":
         return build(card, arch=model["arch"], C=model["C"], N=model["N"])
+    if model["kind"] == "darts":
+        return build(card, genotype=model["genotype"], C=model["C"], layers=model["layers"],
+                     auxiliary=model["auxiliary"])
     name = "wrn" if model["backbone"] == "dense-wrn" else model["backbone"]
     return build(card, backbone=name, **model["options"])
 
@@ -125,6 +176,9 @@ def model_label(model: dict[str, Any]) -> str:
     """A short human name of a model description."""
     if model["kind"] == "nb201":
         return f"NB201 #{model['index']} (C={model['C']}, N={model['N']})"
+    if model["kind"] == "darts":
+        aux = ", auxiliary head" if model["auxiliary"] else ""
+        return f"DARTS genotype (C={model['C']}, {model['layers']} cells{aux})"
     options = ", ".join(f"{k}={v}" for k, v in model.get("options", {}).items())
     return model["backbone"] + (f" ({options})" if options else "")
 
@@ -163,6 +217,53 @@ def retrain_protocol(card: TaskCard, epochs: int | None = None) -> tuple[dict[st
     return fields, description
 
 
+def _darts_settings(card: TaskCard, protocol: str) -> dict[str, Any]:
+    """The DARTS evaluation protocol's settings for a task (NAS-Bench-360's GAEA evaluation, or DARTS's CIFAR one)."""
+    from .search.supernet.darts_settings import DARTS_EVAL, EVAL_COMMON, task_settings
+
+    if protocol == "darts":
+        return {**DARTS_EVAL, "lr_horizon": DARTS_EVAL["epochs"], "drop_path_horizon": DARTS_EVAL["epochs"],
+                "auxiliary_weight": DARTS_EVAL["auxiliary_weight"] if card.topology != "dense2d" else 0.0,
+                "uncertain": [], "note": ""}
+    t = task_settings(card.name)
+    return {**EVAL_COMMON, "C": t.eval_C, "batch_size": t.eval_batch_size, "lr_horizon": t.lr_horizon,
+            "drop_path_horizon": t.drop_path_horizon, "auxiliary_weight": t.auxiliary_weight, "source": t.eval_source,
+            "uncertain": [t.note] if t.note else [], "note": t.note}
+
+
+def darts_protocol(card: TaskCard, protocol: str = "nb360",
+                   epochs: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(TrainConfig fields without the seed, a description) of a DARTS evaluation protocol for the task.
+
+    Cosine annealing stepped per epoch and the drop-path ramp use the protocol's horizons (NAS-Bench-360:
+    T_max 600 on 2D point tasks, 150 otherwise; drop-path over 600 epochs in 2D, 150 in 1D); with
+    `epochs` changed, both horizons scale with it.
+    """
+    s = _darts_settings(card, protocol)
+    run_epochs = s["epochs"] if epochs is None else epochs
+    scale = run_epochs / s["epochs"]
+    extras = {"lr_step_every": "epoch", "lr_horizon_epochs": max(1, round(s["lr_horizon"] * scale)),
+              "drop_path": {"prob": s["drop_path"], "horizon_epochs": max(1, round(s["drop_path_horizon"] * scale))}}
+    if s["auxiliary_weight"]:
+        extras["auxiliary_weight"] = s["auxiliary_weight"]
+    fields = {"epochs": run_epochs, "batch_size": s["batch_size"], "lr": s["lr"], "momentum": s["momentum"],
+              "nesterov": s["nesterov"], "weight_decay": s["weight_decay"], "schedule": "cosine",
+              "eta_min": s["eta_min"], "milestones": [], "grad_clip": s["grad_clip"],
+              "eval_batch_size": card.protocol().eval_batch_size, "extras": extras}
+    description = {
+        "name": protocol, "card_epochs": s["epochs"], "epochs": run_epochs, "shortened": run_epochs < s["epochs"],
+        "changed": run_epochs != s["epochs"],
+        "milestone_rule": "none: cosine annealing stepped per epoch" + (
+            "; horizons scaled with --epochs" if run_epochs != s["epochs"] else ""),
+        "step_every": "epoch", "optimizer": f"SGD momentum {s['momentum']}, weight decay {s['weight_decay']}, "
+                                            f"grad clip {s['grad_clip']}",
+        "source": s["source"], "schedule_source": s["source"], "uncertain": list(s["uncertain"]),
+        "split": "retrain: train on train+val, evaluate on test (the card's [splits.retrain])",
+        "epoch": "one pass over the retrain training split",
+    }
+    return fields, description
+
+
 def train_config(fields: dict[str, Any], seed: int) -> Any:
     """The TrainConfig of `retrain_protocol` fields for one seed."""
     from .training import TrainConfig
@@ -170,6 +271,14 @@ def train_config(fields: dict[str, Any], seed: int) -> Any:
     values = dict(fields)
     values["milestones"] = tuple(values["milestones"])
     return TrainConfig(**values, seed=seed)
+
+
+def _params(card: TaskCard, model: dict[str, Any]) -> int:
+    """Parameter count of a model; DARTS networks without the auxiliary head (DARTS's convention)."""
+    from .models import count_parameters, count_parameters_darts
+
+    net = build_model(card, model)
+    return count_parameters_darts(net) if model["kind"] == "darts" else count_parameters(net)
 
 
 # ----------------------------------------------------------------------------- files
@@ -291,7 +400,7 @@ def _now() -> str:
 def default_run_dir(spec: EvalSpec, root: str | os.PathLike[str] = "runs") -> Path:
     """runs/evaluate-<task>-<model>-<UTC time>."""
     what = f"arch{spec.arch}" if spec.arch is not None and str(spec.arch).isdigit() else (
-        "arch" if spec.arch is not None else str(spec.backbone))
+        "arch" if spec.arch is not None else "genotype" if spec.genotype is not None else str(spec.backbone))
     stamp = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%d-%H%M%S")
     return Path(root) / f"evaluate-{spec.task}-{what}-{stamp}"
 
@@ -428,6 +537,10 @@ def summarize(config: dict[str, Any], per_seed: list[dict[str, Any]], card: Task
     if baseline and not protocol["changed"]:
         comparable = {"method": "WRN", "variant": "default",
                       "note": "same backbone and protocol as the card's baseline row"}
+    elif model["kind"] == "darts" and protocol.get("name") == "nb360" and not protocol["changed"]:
+        comparable = {"method": "DARTS", "variant": "GAEA",
+                      "note": "same evaluation network and protocol as the card's DARTS / GAEA row (whose genotypes "
+                              "came from NAS-Bench-360's own GAEA PC-DARTS searches)"}
     else:
         why = "the protocol was changed (--epochs)" if protocol["changed"] else "a different model"
         comparable = {"method": None, "variant": None,
@@ -499,12 +612,14 @@ def _evaluate(spec: EvalSpec, card: TaskCard, run: RunDir, device: Any, processe
               command: list[str], epoch_hook: EpochHook | None) -> Evaluation:
     from .data import load
     from .data.fingerprint import fingerprint
-    from .models import count_parameters
     from .tasks import task_data_dir
     from .training import distributed
 
     model = model_description(card, spec)
-    train_fields, protocol = retrain_protocol(card, spec.epochs)
+    if model["kind"] == "darts":
+        train_fields, protocol = darts_protocol(card, spec.protocol, spec.epochs)
+    else:
+        train_fields, protocol = retrain_protocol(card, spec.epochs)
     datasets = load(spec.task, spec.data_root, "retrain", **spec.loader_options)
     if datasets.get("test") is None:
         raise DataError(f"{spec.task}: the retrain split has no test set to evaluate on")
@@ -514,7 +629,7 @@ def _evaluate(spec: EvalSpec, card: TaskCard, run: RunDir, device: Any, processe
         config = {"format": CONFIG_FORMAT, "task": spec.task, "model": model, "train": train_fields,
                   "protocol": protocol, "seeds": list(spec.seeds), "eval_every": spec.eval_every,
                   "device_type": device.type, "processes": processes, "loader_options": spec.loader_options,
-                  "params": count_parameters(build_model(card, model)),
+                  "params": _params(card, model),
                   "data_sha256": {name: f["sha256"] for name, f in files.items()}}
         resumed = _prepare(run, config)
         manifest = _start_session(run, spec, config, device, processes, command, files,

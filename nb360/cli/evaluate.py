@@ -1,4 +1,4 @@
-"""`nb360 evaluate`: retrain an NB201 architecture or a backbone with a task card's protocol and score it."""
+"""`nb360 evaluate`: retrain an NB201 architecture, a DARTS genotype or a backbone with a task's protocol; score it."""
 
 from __future__ import annotations
 
@@ -20,6 +20,14 @@ resnet1d = the 1D ResNet of 1D tasks, default = the card's baseline backbone). T
 learning rate, batch size, step schedule, epochs) comes from the card's [baseline]; --epochs
 shortens it for quick runs, and the results then say so.
 
+A DARTS-space genotype (--genotype: DARTS text "Genotype(normal=[...], ...)", JSON, a published name
+such as DARTS_V2 or NB360_GAEA_<task>, or a file such as a search run's genotype.json) is retrained
+as its evaluation network (20 cells, C=36; --layers, --channels) with NAS-Bench-360's GAEA
+evaluation protocol for the task (--protocol nb360: 150 epochs, SGD lr 0.025 cosine, drop-path 0.3,
+grad clip 5, the task's batch size; the auxiliary head on CIFAR-100) or DARTS's CIFAR protocol
+(--protocol darts: 600 epochs, batch 96, auxiliary head 0.4, drop-path 0.2). Parameters are counted
+without the auxiliary head, as DARTS does.
+
 The run directory (--out, default runs/evaluate-<task>-<model>-<time>) holds config.json,
 manifest.json (versions, git revision, device, command, sha256 of every data file), per-seed
 log.jsonl and checkpoints/last.pt, and results.json. Rerunning the same command with --out DIR
@@ -31,6 +39,8 @@ Several GPUs (data-parallel, one process per GPU; gloo on the CPU):
 Example:
   nb360 evaluate --task ninapro --backbone wrn --data-root data/ninapro --seeds 0 1 2
   nb360 evaluate --task darcyflow --arch 1462 --data-root data/darcyflow --epochs 20
+  nb360 evaluate --task ninapro --genotype runs/gaea-ninapro/genotype.json --data-root data --seeds 0 1 2
+  nb360 evaluate --task cifar100 --genotype DARTS_V2 --data-root data
   nb360 evaluate --task ecg --arch '|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|\
 nor_conv_3x3~2|' --data-root data/ecg
 """
@@ -46,6 +56,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     model = parser.add_mutually_exclusive_group(required=True)
     model.add_argument("--arch", metavar="ARCH", help="NB201 cell: index (0..15624) or arch string")
     model.add_argument("--backbone", choices=BACKBONE_CHOICES, help="baseline backbone")
+    model.add_argument("--genotype", metavar="G",
+                       help="DARTS-space genotype: DARTS text, JSON, a published name (e.g. DARTS_V2) or a file")
     parser.add_argument("--data-root", required=True, metavar="DIR",
                         help="the task's data directory, or a data root holding <task>/ (see `nb360 data download`)")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="S",
@@ -55,8 +67,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu; under torchrun: cuda:LOCAL_RANK)")
     parser.add_argument("--out", metavar="DIR", help="run directory (default runs/evaluate-<task>-<model>-<time>); "
                                                      "an existing one with the same configuration is resumed")
-    parser.add_argument("--channels", type=int, default=16, metavar="C", help="NB201 network channels C (default 16)")
+    parser.add_argument("--channels", type=int, metavar="C",
+                        help="network channels C (NB201 default 16; DARTS: the protocol's, 36)")
     parser.add_argument("--cells", type=int, default=5, metavar="N", help="NB201 cells per stage N (default 5)")
+    parser.add_argument("--layers", type=int, metavar="L", help="DARTS network cells (default 20)")
+    parser.add_argument("--protocol", choices=("nb360", "darts"), default="nb360",
+                        help="DARTS genotypes: NAS-Bench-360's GAEA evaluation (default) or DARTS's CIFAR protocol")
     parser.add_argument("--pooling", choices=("original", "global"), default="original",
                         help="point-2D WRN pooling: NB360's rules (default) or global average pooling")
     parser.add_argument("--eval-every", type=int, default=1, metavar="K",
@@ -80,8 +96,12 @@ def render(results: dict[str, Any], run_dir: Path) -> str:
     summary = results["summary"]
     protocol = results["protocol"]
     model = results["model"]
-    label = (f"NB201 #{model['index']} {model['arch']} (C={model['C']}, N={model['N']})" if model["kind"] == "nb201"
-             else model["backbone"])
+    if model["kind"] == "nb201":
+        label = f"NB201 #{model['index']} {model['arch']} (C={model['C']}, N={model['N']})"
+    elif model["kind"] == "darts":
+        label = f"DARTS network of {model['genotype']} (C={model['C']}, {model['layers']} cells)"
+    else:
+        label = model["backbone"]
     lines = [f"{results['title']} ({results['task']}): {label}, {model.get('params') or 0:,} parameters",
              f"protocol: {protocol['epochs']} epochs" + (
                  f" (SHORTENED from the card's {protocol['card_epochs']}: not comparable with the reference results)"
@@ -124,6 +144,7 @@ def run(args: argparse.Namespace) -> int:
             raise InputError(f"--threads must be >= 1, got {args.threads}")
         torch.set_num_threads(args.threads)
     spec = EvalSpec(task=args.task, data_root=args.data_root, arch=args.arch, backbone=args.backbone,
+                    genotype=args.genotype, protocol=args.protocol, layers=args.layers,
                     seeds=tuple(args.seeds), epochs=args.epochs, device=args.device, channels=args.channels,
                     cells=args.cells, pooling=args.pooling, eval_every=args.eval_every)
     spec.validate()

@@ -1,4 +1,4 @@
-"""`nb360 search`: tabular search on a table, or weight-sharing search (DARTS, GAEA, E2RNAS) on a task."""
+"""`nb360 search`: tabular search on a table, or weight-sharing search (DARTS, PC-DARTS, GAEA, E2RNAS) on a task."""
 
 from __future__ import annotations
 
@@ -21,10 +21,20 @@ By default they search the 12-epoch fidelity (as NAS-Bench-360's runs) and repor
 200-epoch test metric. Example (NAS-Bench-360's NinaPro setting):
   nb360 search --method rea --table ninapro.h5 --budget 40 --repeats 500
 
-Weight-sharing methods (darts, gaea, e2rnas) train the NB201 supernet on a task's search split
-(weights on train, architecture on val) with the task's loss, checkpoint every epoch and resume
-with --resume RUN_DIR. E2RNAS's upper-level objectives are chosen with --objectives. Example:
+Weight-sharing methods (darts, pcdarts, gaea, e2rnas) train a supernet on a task's search split
+with the task's loss, checkpoint every epoch and resume with --resume RUN_DIR. E2RNAS's
+upper-level objectives are chosen with --objectives. --space picks the search space:
+  nb201  the NB201 supernet (default; weights on train, architecture on val); the found arch is an
+         NB201 arch string with its table index;
+  darts  the DARTS cell space (8 cells, C=16, the train split halved for weights and architecture,
+         each task's NAS-Bench-360 batch size); the found architecture is a DARTS genotype, to be
+         retrained with `nb360 evaluate --genotype`. pcdarts = partial channels K=4 + edge
+         normalisation, 15 warm-up epochs; gaea = GAEA PC-DARTS (exponentiated gradient on op and
+         edge weights, NAS-Bench-360's "DARTS / GAEA" row); e2rnas = E2RNAS's setting (second order).
+Examples:
   nb360 search --method e2rnas --task ninapro --data-root data --objectives acc,adv,size
+  nb360 search --space darts --method gaea --task ninapro --data-root data
+  nb360 search --space darts --method darts --second-order --task cifar100 --data-root data
 """
 
 
@@ -73,6 +83,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--eta", type=float, default=3.0, help="Hyperband/SH: reduction factor (default 3)")
 
     g = parser.add_argument_group("weight-sharing search")
+    g.add_argument("--space", choices=["nb201", "darts"],
+                   help="search space: nb201 (the NB201 supernet, default) or darts (the DARTS cell space)")
     g.add_argument("--data-root", metavar="DIR", help="data root holding <task>/ (see `nb360 data download`)")
     g.add_argument("--objectives", metavar="LIST",
                    help="E2RNAS upper-level objectives, comma-separated from acc, adv, size, flops "
@@ -88,16 +100,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--size-scale", type=float, help="size unit in parameters (default 1e5)")
     g.add_argument("--flops-target", type=float, help="FLOPs target in units of --flops-scale (default midpoint)")
     g.add_argument("--flops-scale", type=float, help="FLOPs unit (default 1e8)")
-    g.add_argument("--epochs", type=int, help="search epochs (DARTS/E2RNAS 50, GAEA 25)")
-    g.add_argument("--batch-size", type=int, help="batch size (default 64)")
-    g.add_argument("--C", type=int, dest="C", help="supernet channels (DARTS/E2RNAS 16, GAEA 24)")
-    g.add_argument("--N", type=int, dest="N", help="cells per stage (default 5)")
+    g.add_argument("--epochs", type=int, help="search epochs (NB201: DARTS/E2RNAS 50, GAEA 25; DARTS space 50)")
+    g.add_argument("--batch-size", type=int, help="batch size (NB201: 64; DARTS space: the task's NB360 value for "
+                   "pcdarts/gaea, at most 64 for darts/e2rnas)")
+    g.add_argument("--C", type=int, dest="C", help="supernet channels (NB201: DARTS/E2RNAS 16, GAEA 24; DARTS 16)")
+    g.add_argument("--N", type=int, dest="N", help="NB201: cells per stage (default 5)")
+    g.add_argument("--layers", type=int, help="DARTS space: search cells (default 8)")
+    g.add_argument("--partial-channels", type=int, metavar="K",
+                   help="DARTS space: mixed ops see C/K channels (PC-DARTS, GAEA: 4; DARTS, E2RNAS: 1)")
+    g.add_argument("--edge-weights", action=argparse.BooleanOptionalAction, default=None,
+                   help="DARTS space: edge normalisation (PC-DARTS, GAEA: on)")
+    g.add_argument("--warmup-epochs", type=int, help="epochs before the first architecture step (PC-DARTS 15)")
     g.add_argument("--lr", type=float, help="weight learning rate (default 0.025, cosine to 0.001)")
     g.add_argument("--arch-lr", type=float, help="architecture learning rate (DARTS/E2RNAS 3e-4, GAEA 0.1)")
     g.add_argument("--weight-decay", type=float, help="weight decay (DARTS/E2RNAS 5e-4, GAEA 3e-4)")
-    g.add_argument("--second-order", action="store_true", help="DARTS/E2RNAS: unrolled second-order step")
+    g.add_argument("--second-order", action=argparse.BooleanOptionalAction, default=None,
+                   help="DARTS/E2RNAS: unrolled second-order step (default off; E2RNAS in the DARTS space: on)")
     g.add_argument("--exclude-none", action=argparse.BooleanOptionalAction, default=None,
-                   help="discretise without the 'none' op (GAEA default on, DARTS/E2RNAS off)")
+                   help="NB201: discretise without the 'none' op (GAEA default on, DARTS/E2RNAS off); GAEA: hold "
+                        "'none' at 0 on the simplex (the DARTS space's rule always skips 'none')")
     g.add_argument("--arch-data", choices=["val", "train-half"], help="split for architecture steps (val)")
     g.add_argument("--lower-level", choices=["clean", "fgsm-rs"], help="weight training inputs (clean)")
     g.add_argument("--max-steps", type=int, help="cap steps per epoch (smoke runs)")
@@ -252,13 +273,15 @@ def _run_supernet(args: argparse.Namespace) -> int:
         if compare is None:
             compare = args.method == "e2rnas"
         config = default_config(
-            args.method, args.task, data_root=args.data_root, seed=args.seed, objectives=objectives,
+            args.method, args.task, space=args.space, data_root=args.data_root, layers=args.layers,
+            partial_channels=args.partial_channels, edge_weights=args.edge_weights, warmup_epochs=args.warmup_epochs,
+            seed=args.seed, objectives=objectives,
             mgda=False if args.no_mgda else None, mgda_solver=args.mgda_solver, grad_norm=args.grad_norm,
             eps=args.eps, eps_space=args.eps_space, size_constraint=args.size_constraint,
             size_target=args.size_target, size_scale=args.size_scale, flops_target=args.flops_target,
             flops_scale=args.flops_scale, epochs=args.epochs, batch_size=args.batch_size, C=args.C, N=args.N,
             lr=args.lr, arch_lr=args.arch_lr, weight_decay=args.weight_decay,
-            second_order=True if args.second_order else None, exclude_none=args.exclude_none,
+            second_order=args.second_order, exclude_none=args.exclude_none,
             arch_data=args.arch_data, lower_level=args.lower_level, max_steps=args.max_steps,
             compare_darts=compare, eval_attacks=False if args.no_attacks else None, pgd_steps=args.pgd_steps,
             loader_options=_parse_loader_options(args.loader_option) or None, device=args.device)
@@ -272,13 +295,18 @@ def _run_supernet(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(payload, indent=2))
         return 0
-    print(f"{config.method} on {config.task}: {result.epochs_done}/{config.epochs} epochs; genotype "
-          f"{result.genotype} (index {result.arch_index})")
+    where = f" (index {result.arch_index})" if result.arch_index is not None else ""
+    print(f"{config.method} on {config.task} ({config.space} space): {result.epochs_done}/{config.epochs} epochs; "
+          f"genotype {result.genotype}{where}")
     if result.evaluation is not None:
         ev = result.evaluation
         scores = ", ".join(f"{kind} {json.dumps({k: round(v, 4) for k, v in s.items()})}"
                            for kind, s in ev["scores"].items())
-        print(f"found arch ({ev['protocol']}; {ev['split']} split): {ev['params_M']:.4f} M params; {scores}")
+        print(f"found arch ({ev['protocol']}; {ev['split']} split): {ev['params_M']:.4f} M params"
+              f"{' of ' + ev['params_of'] if 'params_of' in ev else ''}; {scores}")
+        if config.space == "darts":
+            print(f"retrain it: nb360 evaluate --task {config.task} --genotype {run_dir / 'genotype.json'} "
+                  "--data-root DIR")
     elif not result.finished:
         print(f"stopped after epoch {result.epochs_done}; continue with: nb360 search --resume {run_dir}")
     print(f"run directory: {run_dir}")

@@ -1,8 +1,10 @@
 """Networks: the NB201 cell network and supernet (2D point, 2D dense, 1D point) and the NB360 backbones.
 
 `build(task, arch)` builds the NB201 network for an arch (index, arch string or op tuple);
-`build(task, backbone="wrn" | "resnet1d" | "default")` a baseline backbone; `build_supernet(task)`
-the weight-sharing supernet. Input channels, output size and head come from the task card
+`build(task, genotype=G)` the DARTS evaluation network of a DARTS-space genotype (20 cells, C=36 by
+default; auxiliary head, drop-path); `build(task, backbone="wrn" | "resnet1d" | "default")` a
+baseline backbone; `build_supernet(task)` the NB201 weight-sharing supernet and
+`build_darts_supernet(task)` the DARTS-space one. Input channels, output size and head come from the task card
 (a `TaskCard` or a task name). Counting: `count_parameters`, `count_flops`, `cost_model`.
 """
 
@@ -17,6 +19,8 @@ from torch import nn
 from ..errors import InputError
 from ..space import nb201
 from .counting import CostModel, cost_model, count_flops, count_parameters, expected_flops, expected_params
+from .darts_eval import DartsNetwork, count_parameters_darts
+from .darts_search import DartsSupernet, MixWeights
 from .dense import TOPOLOGIES, topology_layout
 from .nb201 import InferCell, TinyNetwork
 from .resnet1d import ResNet1D
@@ -24,10 +28,10 @@ from .supernet import SearchCell, Supernet
 from .wrn import DenseWideResNet, WideResNet
 
 __all__ = [
-    "BACKBONES", "TOPOLOGIES", "CostModel", "DenseWideResNet", "InferCell", "ResNet1D", "SearchCell", "Supernet",
-    "TinyNetwork",
-    "WideResNet", "build", "build_supernet", "cost_model", "count_flops", "count_parameters", "default_backbone",
-    "expected_flops", "expected_params", "list_backbones",
+    "BACKBONES", "TOPOLOGIES", "CostModel", "DartsNetwork", "DartsSupernet", "DenseWideResNet", "InferCell",
+    "MixWeights", "ResNet1D", "SearchCell", "Supernet", "TinyNetwork",
+    "WideResNet", "build", "build_darts_supernet", "build_supernet", "cost_model", "count_flops", "count_parameters",
+    "count_parameters_darts", "default_backbone", "expected_flops", "expected_params", "list_backbones",
 ]
 
 # backbone name -> topology -> constructor(num_outputs, in_channels, **options)
@@ -80,21 +84,29 @@ def _annotate(model: nn.Module, card: Any) -> nn.Module:
     return model
 
 
-def build(task: Any, arch: nb201.Arch | None = None, *, backbone: str | None = None, C: int = 16, N: int = 5,
-          **options: Any) -> nn.Module:
-    """Build the network for a task: the NB201 TinyNetwork of `arch`, or the baseline `backbone`.
+def build(task: Any, arch: nb201.Arch | None = None, *, backbone: str | None = None, genotype: Any = None,
+          C: int | None = None, N: int = 5, **options: Any) -> nn.Module:
+    """Build the network for a task: the NB201 TinyNetwork of `arch`, the DARTS network of `genotype`, or `backbone`.
 
-    task: a TaskCard or task name. arch: index, arch string or op tuple (NB201 network with C, N).
-    backbone: "wrn" (2D; WRN-16-4, dense variant on dense tasks), "resnet1d" (1D), or "default".
-    options go to the constructor: e.g. affine/track_running_stats (NB201), depth/widen_factor/
-    drop_rate/pooling (WRN), third_skip/mid_channels (ResNet1D).
+    task: a TaskCard or task name. arch: index, arch string or op tuple (NB201 network with C
+    (default 16), N). genotype: a DARTS-space genotype (Genotype, its text, JSON mapping or a
+    published name such as "DARTS_V2"): the DARTS evaluation network with C (default 36) and
+    `layers` (default 20) cells. backbone: "wrn" (2D; WRN-16-4, dense variant on dense tasks),
+    "resnet1d" (1D), or "default". options go to the constructor: e.g. affine/track_running_stats
+    (NB201), layers/auxiliary/drop_path_prob (DARTS), depth/widen_factor/drop_rate/pooling (WRN),
+    third_skip/mid_channels (ResNet1D).
     """
     card = _resolve_task(task)
-    if (arch is None) == (backbone is None):
-        raise InputError("build() takes exactly one of arch (an NB201 cell) or backbone "
-                         f"({', '.join(BACKBONES)} or 'default')")
+    if sum(x is not None for x in (arch, backbone, genotype)) != 1:
+        raise InputError("build() takes exactly one of arch (an NB201 cell), genotype (a DARTS-space genotype) or "
+                         f"backbone ({', '.join(BACKBONES)} or 'default')")
     topology = card.topology
+    if genotype is not None:
+        net = _construct(DartsNetwork, "the DARTS network", genotype, card.num_outputs, card.in_channels,
+                         36 if C is None else C, topology=topology, **options)
+        return _annotate(net, card)
     if arch is not None:
+        C = 16 if C is None else C
         net = _construct(TinyNetwork, "the NB201 network", arch, card.num_outputs, card.in_channels, C, N, topology,
                          **options)
         return _annotate(net, card)
@@ -114,4 +126,12 @@ def build_supernet(task: Any, *, C: int = 16, N: int = 5, **options: Any) -> Sup
     """Build the NB201 weight-sharing supernet for a task (options: affine, track_running_stats, mixed)."""
     card = _resolve_task(task)
     net = _construct(Supernet, "the NB201 supernet", card.num_outputs, card.in_channels, C, N, card.topology, **options)
+    return _annotate(net, card)
+
+
+def build_darts_supernet(task: Any, *, C: int = 16, layers: int = 8, **options: Any) -> DartsSupernet:
+    """Build the DARTS-space supernet for a task (options: partial_channels, edge_weights, shared_relu)."""
+    card = _resolve_task(task)
+    net = _construct(DartsSupernet, "the DARTS-space supernet", card.num_outputs, card.in_channels, C, layers,
+                     card.topology, **options)
     return _annotate(net, card)

@@ -16,7 +16,7 @@ class MethodInfo:
     """A search method: its name, what it searches on, and where it comes from."""
 
     name: str
-    kind: str  # "tabular" (queries a table) or "supernet" (trains the NB201 supernet on a task)
+    kind: str  # "tabular" (queries a table) or "supernet" (trains a supernet on a task: NB201 or DARTS space)
     summary: str
     reference: str
 
@@ -33,10 +33,12 @@ METHODS: dict[str, MethodInfo] = {m.name: m for m in (
                "Li et al. 2018; hpbandster budgets as NATS's BOHB/HB scripts"),
     MethodInfo("sh", "tabular", "successive halving (Hyperband's most exploratory bracket, repeated)",
                "Jamieson & Talwalkar 2016"),
-    MethodInfo("darts", "supernet", "DARTS, first or second order, on the NB201 supernet",
-               "Liu et al. 2019; AutoDL DARTS-V1/V2"),
-    MethodInfo("gaea", "supernet", "GAEA: exponentiated-gradient architecture updates on the simplex",
-               "Li et al. 2021; gaea_release"),
+    MethodInfo("darts", "supernet", "DARTS, first or second order, on the NB201 supernet or the DARTS space",
+               "Liu et al. 2019; AutoDL DARTS-V1/V2; quark0/darts"),
+    MethodInfo("pcdarts", "supernet", "PC-DARTS: partial channels (K=4) and edge normalisation, DARTS space only",
+               "Xu et al. 2020; yuhuixu1993/PC-DARTS"),
+    MethodInfo("gaea", "supernet", "GAEA: exponentiated-gradient architecture updates on the simplex (GAEA PC-DARTS "
+               "in the DARTS space)", "Li et al. 2021; gaea_release; NAS-Bench-360 darts/gaea"),
     MethodInfo("e2rnas", "supernet", "E2RNAS: bi-level multi-objective search (val loss, adversarial loss, size) "
                "with MGDA", "Yue et al. 2022; yuezhixiong/NAS-Benchmark"),
 )}

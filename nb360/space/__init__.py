@@ -1,5 +1,6 @@
-"""Search spaces (no torch): `nb360.space.nb201` is the NAS-Bench-201 cell space."""
+"""Search spaces (no torch): `nb360.space.nb201` is the NAS-Bench-201 cell space, `nb360.space.darts` the DARTS
+cell space."""
 
-from . import nb201
+from . import darts, nb201
 
-__all__ = ["nb201"]
+__all__ = ["darts", "nb201"]

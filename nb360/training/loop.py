@@ -6,6 +6,16 @@ epoch's record to a callback, which is where callers log, checkpoint or stop. In
 process group (`nb360.training.distributed`) `fit` trains data-parallel: a DistributedSampler
 splits each epoch, DDP averages the gradients, training figures are summed over the ranks and
 only rank 0 evaluates; in a single process nothing of that runs.
+
+Protocol extras (`TrainConfig.extras`, recorded with the protocol; all optional, absent = off), used
+by the DARTS evaluation protocols (DARTS `train.py`, NAS-Bench-360 `darts/gaea/eval`):
+- "lr_step_every": "epoch" steps the cosine schedule once per epoch (CosineAnnealingLR stepped per
+  epoch) instead of per iteration; "lr_horizon_epochs": H anneals over H epochs instead of
+  `epochs` (NAS-Bench-360 trains 150 epochs of a T_max = 600 schedule);
+- "drop_path": {"prob": p, "horizon_epochs": H} sets `model.drop_path_prob = p · epoch / H` at the
+  start of every epoch (DARTS's linear drop-path ramp);
+- "auxiliary_weight": w adds w × the task loss of the auxiliary logits when the model returns
+  `(logits, aux_logits)` in training (DARTS's auxiliary head, weight 0.4).
 """
 
 from __future__ import annotations
@@ -43,7 +53,7 @@ class TrainConfig:
     eval_batch_size: int | None = None
     grad_clip: float | None = None
     seed: int = 0
-    extras: dict[str, Any] = field(default_factory=dict)  # free-form facts recorded with the protocol
+    extras: dict[str, Any] = field(default_factory=dict)  # facts recorded with the protocol; see the module docstring
 
     def validate(self) -> None:
         """Raise InputError on impossible settings."""
@@ -53,6 +63,15 @@ class TrainConfig:
             raise InputError(f"the learning rate must be > 0, got {self.lr}")
         if self.schedule not in ("cosine", "step", "constant"):
             raise InputError(f"unknown schedule {self.schedule!r}: use cosine, step or constant")
+        if self.extras.get("lr_step_every", "iteration") not in ("iteration", "epoch"):
+            raise InputError("extras['lr_step_every'] must be 'iteration' or 'epoch', got "
+                             f"{self.extras['lr_step_every']!r}")
+        horizon = self.extras.get("lr_horizon_epochs")
+        if horizon is not None and not horizon >= 1:
+            raise InputError(f"extras['lr_horizon_epochs'] must be >= 1, got {horizon!r}")
+        drop = self.extras.get("drop_path")
+        if drop is not None and not (0 <= drop.get("prob", -1) < 1 and drop.get("horizon_epochs", 0) >= 1):
+            raise InputError(f"extras['drop_path'] needs 0 <= prob < 1 and horizon_epochs >= 1, got {drop!r}")
 
     def to_dict(self) -> dict[str, Any]:
         """The protocol as JSON-ready data."""
@@ -101,10 +120,15 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig) -> torch.optim.Opti
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
                    steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
     """The learning-rate schedule, stepped once per iteration."""
-    total = max(1, cfg.epochs * steps_per_epoch)
+    horizon = cfg.extras.get("lr_horizon_epochs", cfg.epochs)
+    per_epoch = cfg.extras.get("lr_step_every", "iteration") == "epoch"
+    total = max(1, horizon * steps_per_epoch)
     ratio = cfg.eta_min / cfg.lr
 
     def factor(step: int) -> float:
+        if cfg.schedule == "cosine" and per_epoch:  # CosineAnnealingLR(T_max=horizon) stepped after every epoch
+            epoch = step // max(1, steps_per_epoch)
+            return ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * min(epoch, horizon) / horizon))
         if cfg.schedule == "cosine":
             return ratio + (1 - ratio) * 0.5 * (1 + math.cos(math.pi * min(step, total) / total))
         if cfg.schedule == "step":
@@ -115,20 +139,48 @@ def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig,
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
+def auxiliary_loss(model: Callable[[torch.Tensor], Any], objective: Objective, batch: Any, device: torch.device,
+                   weight: float) -> tuple[torch.Tensor, dict[str, float]]:
+    """objective.loss of a model returning (logits, aux_logits), plus `weight` × the loss of the auxiliary logits.
+
+    The batch statistics (accuracy counts) are those of the main logits, as DARTS's train.py reports them.
+    """
+    captured: list[torch.Tensor] = []
+
+    def main(x: torch.Tensor) -> torch.Tensor:
+        out = model(x)
+        if isinstance(out, tuple):
+            out, aux = out
+            captured.append(aux)
+        return out
+
+    loss, stats = objective.loss(main, batch, device)
+    if captured and weight:
+        aux_out = captured[0]
+        aux, _ = objective.loss(lambda _x: aux_out, batch, device)
+        loss = loss + weight * aux
+    return loss, stats
+
+
 def train_one_epoch(model: torch.nn.Module, loader: Any, objective: Objective, optimizer: torch.optim.Optimizer,
                     scheduler: Any, device: torch.device, grad_clip: float | None = None,
-                    on_batch: Callable[[], None] | None = None, reduce: bool = False) -> dict[str, float]:
+                    on_batch: Callable[[], None] | None = None, reduce: bool = False,
+                    auxiliary_weight: float = 0.0) -> dict[str, float]:
     """One pass over `loader`; returns {"loss", "accuracy" (when the objective counts it), "time"}.
 
     `on_batch()` runs after every optimizer step (progress bars); `reduce` sums the loss and the
-    objective's counts over all ranks of a process group before averaging.
+    objective's counts over all ranks of a process group before averaging. With `auxiliary_weight`
+    the model returns (logits, aux_logits) in training and the auxiliary loss is added (DARTS).
     """
     model.train()
     start = time.perf_counter()
     total, count, sums = 0.0, 0, {}
     for batch in loader:
         optimizer.zero_grad(set_to_none=True)
-        loss, batch_stats = objective.loss(model, batch, device)
+        if auxiliary_weight:
+            loss, batch_stats = auxiliary_loss(model, objective, batch, device, auxiliary_weight)
+        else:
+            loss, batch_stats = objective.loss(model, batch, device)
         loss.backward()
         if grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -210,12 +262,18 @@ def fit(model: torch.nn.Module, train_set: Any, eval_sets: dict[str, Any], objec
         # Model init used the same seed on every rank; augmentation draws must differ between ranks.
         seed_everything(int(np.random.SeedSequence([cfg.seed, distributed.rank()]).generate_state(1)[0]))
     record: dict[str, Any] = {}
+    drop = cfg.extras.get("drop_path")
+    if drop is not None and not hasattr(model, "drop_path_prob"):
+        raise InputError(f"the protocol uses drop-path but {type(model).__name__} has no drop_path_prob")
     for epoch in range(start_epoch, cfg.epochs):
         if sampler is not None:
             sampler.set_epoch(epoch)
+        if drop is not None:  # DARTS: model.drop_path_prob = p · epoch / horizon, set before each epoch
+            model.drop_path_prob = drop["prob"] * epoch / drop["horizon_epochs"]
         record = {"epoch": epoch, "lr": optimizer.param_groups[0]["lr"],
                   "train": train_one_epoch(train_model, loader, objective, optimizer, scheduler, device, cfg.grad_clip,
-                                           on_batch=on_batch, reduce=ddp)}
+                                           on_batch=on_batch, reduce=ddp,
+                                           auxiliary_weight=float(cfg.extras.get("auxiliary_weight", 0.0)))}
         if eval_epochs is None or eval_epochs(epoch):
             for name, eval_loader in eval_loaders.items():
                 record[name] = timed_evaluate(model, eval_loader, objective, device)

@@ -1,14 +1,16 @@
-"""Weight-sharing search on a task: DARTS, GAEA and E2RNAS on the NB201 supernet, with run directories.
+"""Weight-sharing search on a task: DARTS, PC-DARTS, GAEA and E2RNAS on the NB201 or DARTS space, with run directories.
 
     from nb360.search.supernet import default_config, run_search
-    cfg = default_config("e2rnas", "ninapro", data_root="data", epochs=50)
+    cfg = default_config("e2rnas", "ninapro", data_root="data", epochs=50)            # NB201 space
+    cfg = default_config("gaea", "ninapro", space="darts", data_root="data")         # GAEA PC-DARTS, DARTS space
     result = run_search(cfg, "runs/e2rnas-ninapro")
     result.genotype, result.evaluation
 
 A run directory holds config.json, checkpoint.pt (after every epoch; `resume=True` continues it),
 steps.jsonl (per architecture step: objectives, λ, gradient norms, losses), lambda.csv,
 epochs.jsonl (per epoch: losses, validation metric, genotype, architecture weights, expected
-size), genotype.json, result.json and plots/. The found architecture is scored as the
+size), genotype.json, result.json and plots/. In the DARTS space the genotype is DARTS's text
+(`nb360.space.darts`) and sizes are those of the 20-cell evaluation network. The found architecture is scored as the
 discretised supernet with inherited weights (no retraining) on the validation split: clean, under
 FGSM and PGD at the declared ε, and its parameter count; for E2RNAS with `compare_darts` the same
 for DARTS run with identical settings, plotted as the accuracy–robustness–size trade-off.
@@ -25,7 +27,6 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from ...space import nb201
 from ..plots import plot_series, plot_tradeoff
 from .config import METHODS, SearchConfig, default_config
 from .engine import CHECKPOINT, SearchResult, SupernetSearch, _write_json
@@ -45,11 +46,14 @@ def evaluate_found(engine: SupernetSearch, genotype: str) -> dict[str, Any]:
     scores = evaluate_network(net, loader, engine.eval_obj, threat, pgd_steps=cfg.pgd_steps, seed=cfg.seed,
                               device=engine.device, input_dims=len(engine.sample_shape) + 1)
     out: dict[str, Any] = {
-        "genotype": genotype, "arch_index": nb201.index_of(genotype),
+        "genotype": genotype, "arch_index": engine.arch_index(genotype), "space": engine.space,
         "params_M": size.cost.of(genotype) / 1e6, "scores": scores,
         "split": "val" if engine.eval_set is not engine.arch_set or cfg.arch_data == "val" else "architecture half",
         "protocol": "discretised supernet with inherited weights, no retraining (a one-shot proxy)",
     }
+    if engine.space == "darts":
+        shape = size.cost.network
+        out["params_of"] = f"the DARTS evaluation network ({shape['layers']} cells, C={shape['C']})"
     if "flops" in engine.resources:
         out["flops_M"] = engine.resources["flops"].cost.of(genotype) / 1e6
     if threat is not None and "pgd" not in scores:
@@ -67,21 +71,24 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def _plots(run_dir: Path, method: str) -> list[str]:
-    steps = _read_jsonl(run_dir / "steps.jsonl")
-    if not steps:
+    rows = _read_jsonl(run_dir / "steps.jsonl")
+    if not rows:
         return []
     plots = run_dir / "plots"
     plots.mkdir(exist_ok=True)
-    x = [row["step"] for row in steps]
-    names = list(steps[0]["lambda"])
     written = []
-    plot_series(x, {n: [row["lambda"][n] for row in steps] for n in names}, plots / "lambda.png",
-                ylabel="λ (MGDA weight)", title=f"{method}: objective weights per architecture step")
-    plot_series(x, {n: [row["objectives"][n] for row in steps] for n in names}, plots / "objectives.png",
-                ylabel="objective value", title=f"{method}: upper-level objectives per architecture step")
-    plot_series(x, {"train loss": [row["train_loss"] for row in steps]}, plots / "train_loss.png",
-                ylabel="training loss", title=f"{method}: supernet training loss")
-    written += ["plots/lambda.png", "plots/objectives.png", "plots/train_loss.png"]
+    steps = [row for row in rows if row.get("arch_step", True)]  # warm-up rows have no architecture step
+    if steps:
+        x = [row["step"] for row in steps]
+        names = list(steps[0]["lambda"])
+        plot_series(x, {n: [row["lambda"][n] for row in steps] for n in names}, plots / "lambda.png",
+                    ylabel="λ (MGDA weight)", title=f"{method}: objective weights per architecture step")
+        plot_series(x, {n: [row["objectives"][n] for row in steps] for n in names}, plots / "objectives.png",
+                    ylabel="objective value", title=f"{method}: upper-level objectives per architecture step")
+        written += ["plots/lambda.png", "plots/objectives.png"]
+    plot_series([row["step"] for row in rows], {"train loss": [row["train_loss"] for row in rows]},
+                plots / "train_loss.png", ylabel="training loss", title=f"{method}: supernet training loss")
+    written.append("plots/train_loss.png")
     return written
 
 

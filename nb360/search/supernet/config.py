@@ -1,4 +1,4 @@
-"""Settings of a weight-sharing search (DARTS, GAEA, E2RNAS on the NB201 supernet), with each method's defaults.
+"""Settings of a weight-sharing search (DARTS, PC-DARTS, GAEA, E2RNAS on the NB201 or DARTS space), with defaults.
 
 Defaults follow search-methods.md: DARTS as NAS-Bench-201's DARTS-V1 (§3.2: C=16, N=5, 50 epochs,
 batch 64, SGD 0.025 → 0.001 cosine, nesterov, momentum 0.9, wd 5e-4, grad clip 5; Adam(α) 3e-4,
@@ -7,6 +7,15 @@ config (§3.4: exponentiated gradient on the simplex, arch lr 0.1, wd 3e-4, C=24
 `none` excluded); E2RNAS as the spec (§6: DARTS-V1 settings plus the upper-level objectives
 acc, adv, size, MGDA on L2-normalised gradients, FGSM-RS ε=2/255 with step 1.25ε, size constraint
 `abs` with scale 1e5).
+
+DARTS space (`space="darts"`, search-methods.md §3, tasks.md §7): an 8-cell, C=16 supernet; the
+train split halved for weights and architecture (`arch_data="train-half"`); SGD momentum 0.9
+without nesterov, weight decay 3e-4, grad clip 5, 50 epochs, with each task's NAS-Bench-360 batch
+size (`darts_settings.py`; for the full-channel DARTS and E2RNAS at most DARTS's 64). Per method: DARTS lr 0.025 → 0.001, Adam(α) 3e-4 (first order;
+`second_order=True` for DARTS-V2); PC-DARTS K=4 partial channels, edge normalisation, lr 0.1 →
+0.001, Adam(α) 6e-4, architecture steps from epoch 15; GAEA (GAEA PC-DARTS) K=4, edge weights,
+exponentiated gradient lr 0.1 on op and edge weights, lr 0.1 → 0, no warm-up; E2RNAS the DARTS
+settings, second order, objectives acc, adv, size (size of the 20-cell evaluation network).
 """
 
 from __future__ import annotations
@@ -17,7 +26,8 @@ from typing import Any
 
 from ...errors import InputError
 
-METHODS = ("darts", "gaea", "e2rnas")
+METHODS = ("darts", "gaea", "e2rnas", "pcdarts")
+SPACES = ("nb201", "darts")
 OBJECTIVES = ("acc", "adv", "size", "flops")
 CONSTRAINTS = ("abs", "min", "max", "none")
 ARCH_DATA = ("val", "train-half")
@@ -33,8 +43,13 @@ class SearchConfig:
     data_root: str | None = None
     seed: int = 0
     # network
+    space: str = "nb201"  # the search space: "nb201" (NB201 supernet) or "darts" (the DARTS cell space)
     C: int = 16
-    N: int = 5
+    N: int = 5  # NB201: cells per stage
+    layers: int = 8  # DARTS: search cells
+    partial_channels: int = 1  # DARTS: PC-DARTS's K (mixed ops see C/K channels)
+    edge_weights: bool = False  # DARTS: PC-DARTS's edge normalisation (β, or GAEA's edge simplex)
+    size_net: dict[str, int] = field(default_factory=dict)  # DARTS: C / layers of the network the size is of
     supernet_options: dict[str, Any] = field(default_factory=dict)  # e.g. affine, track_running_stats, mixed
     # data
     batch_size: int = 64
@@ -55,6 +70,7 @@ class SearchConfig:
     arch_betas: tuple[float, float] = (0.5, 0.999)
     arch_weight_decay: float = 1e-3
     second_order: bool = False
+    warmup_epochs: int = 0  # epochs of weight training before the first architecture step (PC-DARTS: 15)
     exclude_none: bool = False  # discretisation (and, for GAEA, the simplex) without the `none` op
     # E2RNAS upper level
     objectives: tuple[str, ...] = ("acc",)
@@ -80,6 +96,23 @@ class SearchConfig:
         """Raise InputError for values no search can run with; return self."""
         if self.method not in METHODS:
             raise InputError(f"unknown weight-sharing method {self.method!r}: choose one of {', '.join(METHODS)}")
+        if self.space not in SPACES:
+            raise InputError(f"unknown search space {self.space!r}: choose one of {', '.join(SPACES)}")
+        if self.space == "nb201" and (self.method == "pcdarts" or self.partial_channels != 1 or self.edge_weights):
+            raise InputError("partial channels and edge normalisation (PC-DARTS) are defined on the DARTS space: add "
+                             "--space darts")
+        if self.space == "darts":
+            if self.layers < 1:
+                raise InputError(f"layers must be at least 1, got {self.layers}")
+            k = self.partial_channels
+            if k < 1 or self.C % k or (self.C // k) % 2:
+                raise InputError(f"partial channels K={k} must divide C={self.C} into an even number of channels "
+                                 "(e.g. C=16, K=4; C must be even)")
+            bad = sorted(set(self.size_net) - {"C", "layers"})
+            if bad or any(int(v) < 1 for v in self.size_net.values()):
+                raise InputError(f"size_net takes positive C and layers, got {self.size_net}")
+        if self.warmup_epochs < 0:
+            raise InputError(f"warmup_epochs must be non-negative, got {self.warmup_epochs}")
         positive = {"C": self.C, "batch_size": self.batch_size, "epochs": self.epochs}
         for name, value in positive.items():
             if int(value) < 1:
@@ -126,6 +159,7 @@ class SearchConfig:
         out = dataclasses.asdict(self)
         out["objectives"] = list(self.objectives)
         out["arch_betas"] = list(self.arch_betas)
+        out["size_net"] = dict(self.size_net)
         return out
 
     @classmethod
@@ -149,13 +183,54 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "e2rnas": {"objectives": ("acc", "adv", "size")},
 }
 
+# DARTS space: settings every method shares, then each method's own (search-methods.md §1.6, §3.1, §3.3, §3.4).
+DARTS_SPACE_COMMON: dict[str, Any] = {"space": "darts", "C": 16, "layers": 8, "epochs": 50, "arch_data": "train-half",
+                                      "momentum": 0.9, "nesterov": False, "weight_decay": 3e-4, "grad_clip": 5.0}
+DARTS_SPACE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "darts": {"lr": 0.025, "lr_min": 0.001, "arch_lr": 3e-4},
+    "e2rnas": {"lr": 0.025, "lr_min": 0.001, "arch_lr": 3e-4, "objectives": ("acc", "adv", "size"),
+               "second_order": True},
+    "pcdarts": {"lr": 0.1, "lr_min": 0.001, "arch_lr": 6e-4, "partial_channels": 4, "edge_weights": True,
+                "warmup_epochs": 15},
+    "gaea": {"lr": 0.1, "lr_min": 0.0, "arch_lr": 0.1, "partial_channels": 4, "edge_weights": True},
+}
 
-def default_config(method: str, task: str, **overrides: Any) -> SearchConfig:
-    """The method's reference settings for `task`, with `overrides` (None values are ignored)."""
+
+def default_config(method: str, task: str, space: str | None = None, **overrides: Any) -> SearchConfig:
+    """The method's reference settings for `task` in `space` (default nb201), with `overrides` (None values ignored).
+
+    In the DARTS space the task's NAS-Bench-360 batch size applies to the partial-channel methods
+    (PC-DARTS, GAEA; `darts_settings.SETTINGS`) and caps DARTS's 64 for the full-channel ones, and
+    for ECG the epoch is capped at NAS-Bench-360's 20,000 records (`max_steps`).
+    """
     if method not in METHODS:
         raise InputError(f"unknown weight-sharing method {method!r}: choose one of {', '.join(METHODS)}")
-    values: dict[str, Any] = {"method": method, "task": task, **METHOD_DEFAULTS[method]}
-    values.update({k: v for k, v in overrides.items() if v is not None})
+    space = space or "nb201"
+    if space not in SPACES:
+        raise InputError(f"unknown search space {space!r}: choose one of {', '.join(SPACES)}")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if space == "nb201":
+        if method == "pcdarts":
+            raise InputError("PC-DARTS searches the DARTS space (partial channels, edge normalisation): add "
+                             "--space darts")
+        values: dict[str, Any] = {"method": method, "task": task, **METHOD_DEFAULTS[method]}
+    else:
+        from .darts_settings import SETTINGS
+
+        values = {"method": method, "task": task, **DARTS_SPACE_COMMON, **DARTS_SPACE_DEFAULTS[method]}
+        settings = SETTINGS.get(task)
+        if settings is not None:
+            # NB360's batch sizes are GAEA PC-DARTS's, whose mixed ops see C/4 channels; full-channel supernets
+            # (DARTS, E2RNAS) keep DARTS's 64, or the task's smaller batch where memory bounds it (dense tasks)
+            full = values.get("partial_channels", 1) == 1
+            values["batch_size"] = min(64, settings.search_batch_size) if full else settings.search_batch_size
+    values.update(given)
+    if space == "darts" and "max_steps" not in given:
+        from .darts_settings import SETTINGS
+
+        settings = SETTINGS.get(task)
+        if settings is not None and settings.cap_records:
+            values["max_steps"] = -(-settings.records_per_epoch // int(values.get("batch_size", 64)))
     try:
         return SearchConfig(**values).validate()
     except TypeError as exc:

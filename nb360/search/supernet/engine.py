@@ -1,4 +1,5 @@
-"""The weight-sharing search loop: DARTS (first/second order), GAEA and E2RNAS on the NB201 supernet.
+"""The weight-sharing search loop: DARTS (first/second order), PC-DARTS, GAEA and E2RNAS on the NB201 supernet or
+the DARTS-space supernet (`config.space`).
 
 Per training batch (DARTS's order): one architecture step on a batch of the architecture split,
 then one SGD step of the weights on the training batch. The architecture step is
@@ -11,7 +12,13 @@ then one SGD step of the weights on the training batch. The architecture step is
   renormalise per edge (gaea_release `architect_edarts.py`); the network uses p directly;
 - E2RNAS: the enabled objectives F_t (val loss, FGSM-RS val loss, constrained expected size or
   FLOPs) at w (or w'), their partial gradients ∇_α F_t normalised (L2 + 1e-7), MGDA min-norm
-  weights λ (+1e-7; λ = 1 with MGDA off), then DARTS's step on Σ λ_t F_t (search-methods.md §1.5).
+  weights λ (+1e-7; λ = 1 with MGDA off), then DARTS's step on Σ λ_t F_t (search-methods.md §1.5);
+- PC-DARTS: DARTS's step on α and the edge parameters β, after `warmup_epochs` of weight training.
+
+The space decides the network and its architecture weights: NB201, one (6, 5) α shared by all
+cells; DARTS, α (2, 14, 8) for normal and reduction cells plus, with edge normalisation, β (2, 14)
+(`nb360.models.darts_search`); GAEA then keeps op and edge weights on their simplices. Every
+method is the same code over the list of architecture parameters.
 
 Reproducibility: the model is initialised from `seed`; each epoch's data order and attack noise
 come from generators seeded by (seed, epoch), so a run resumed from the checkpoint written at the
@@ -58,7 +65,7 @@ class SearchResult:
     config: SearchConfig
     epochs_done: int
     genotype: str
-    arch_index: int
+    arch_index: int | None  # NB201 index of the genotype; None in the DARTS space
     history: list[dict[str, Any]] = field(default_factory=list)
     evaluation: dict[str, Any] | None = None
     finished: bool = False
@@ -115,13 +122,24 @@ class SupernetSearch:
         self.card = card
         self._setup_data(datasets)
         torch.manual_seed(config.seed)
-        self.net = build_supernet(card, C=config.C, N=config.N, **config.supernet_options).to(self.device)
+        self.space = config.space
+        if self.space == "darts":
+            from ...models import build_darts_supernet
+
+            self.net = build_darts_supernet(card, C=config.C, layers=config.layers,
+                                            partial_channels=config.partial_channels,
+                                            edge_weights=config.edge_weights, **config.supernet_options).to(self.device)
+        else:
+            self.net = build_supernet(card, C=config.C, N=config.N, **config.supernet_options).to(self.device)
         self.weights = [p for p in self.net.weight_parameters()]
         self.w_opt = torch.optim.SGD(self.weights, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
                                      weight_decay=config.weight_decay)
-        self.simplex: torch.Tensor | None = None
+        # GAEA's weights on the simplex: a (6, 5) tensor (NB201) or [ops (2, 14, 8), edges (2, 14)] (DARTS space)
+        self.simplex: Any = None
         self.a_opt: torch.optim.Optimizer | None = None
-        if config.method == "gaea":
+        if config.method == "gaea" and self.space == "darts":
+            self.simplex = self._renormalize([p.to(self.device) for p in self.net.simplex_init()])
+        elif config.method == "gaea":
             p = torch.ones(nb201.NUM_EDGES, nb201.NUM_OPS, device=self.device)
             self.simplex = self._renormalize(p)
         else:
@@ -175,33 +193,63 @@ class SupernetSearch:
             return ThreatModel(cfg.eps, "pixel", mean, std)
         return ThreatModel(cfg.eps, cfg.eps_space)
 
+    def _cost_model(self, kind: str) -> Any:
+        """The expected-cost model of the space: the NB201 network's, or the DARTS evaluation network's."""
+        spatial = self.sample_shape[1:] if kind == "flops" else None
+        if self.space != "darts":
+            return cost_model(self.net, kind, input_size=spatial)
+        from ...models.darts_counting import darts_cost_model
+        from .darts_settings import SETTINGS
+
+        settings = SETTINGS.get(self.config.task)
+        shape = {"C": settings.eval_C if settings else 36, "layers": 20, **self.config.size_net}
+        return darts_cost_model(self.card.num_outputs, self.card.in_channels, self.card.topology, kind,
+                                C=int(shape["C"]), layers=int(shape["layers"]), input_size=spatial)
+
     def _resources(self) -> dict[str, ResourceObjective]:
         cfg = self.config
         out: dict[str, ResourceObjective] = {}
-        out["size"] = ResourceObjective.build("size", cost_model(self.net, "params"), cfg.size_scale, cfg.size_target,
+        out["size"] = ResourceObjective.build("size", self._cost_model("params"), cfg.size_scale, cfg.size_target,
                                               cfg.size_constraint)
         if "flops" in cfg.objectives:
-            spatial = self.sample_shape[1:]
-            out["flops"] = ResourceObjective.build("flops", cost_model(self.net, "flops", input_size=spatial),
-                                                   cfg.flops_scale, cfg.flops_target, cfg.size_constraint)
+            out["flops"] = ResourceObjective.build("flops", self._cost_model("flops"), cfg.flops_scale,
+                                                   cfg.flops_target, cfg.size_constraint)
         return out
 
-    def _renormalize(self, p: torch.Tensor) -> torch.Tensor:
-        """GAEA's normalize: clamp(p, 1e-5) / sum per edge; `none` held at 0 when excluded."""
+    def _renormalize(self, p: Any) -> Any:
+        """GAEA's normalize: clamp(p, 1e-5) / sum per edge (DARTS edge weights: per node); `none` held at 0 when
+        excluded."""
+        if self.space == "darts":
+            return self.net.simplex_normalize(p, self.config.exclude_none)
         p = p.clamp(min=1e-5)
         if self.config.exclude_none:
             p[:, nb201.OPS.index("none")] = 0.0
         return p / p.sum(dim=1, keepdim=True)
 
-    def arch_weights(self) -> torch.Tensor:
-        """The current (6, 5) architecture weights the network mixes with."""
+    def _simplex_parts(self) -> list[torch.Tensor]:
+        """GAEA's simplex tensors as a list (one tensor for NB201)."""
+        return list(self.simplex) if isinstance(self.simplex, (list, tuple)) else [self.simplex]
+
+    def _simplex_mix(self, parts: Any = None) -> Any:
+        """The weights the network mixes with, from the simplex (parts: tensors in `_simplex_parts` order)."""
+        parts = self._simplex_parts() if parts is None else list(parts)
+        return self.net.simplex_mix(parts) if self.space == "darts" else parts[0]
+
+    def arch_weights(self) -> Any:
+        """The current architecture weights the network mixes with: (6, 5) for NB201, MixWeights for DARTS."""
         if self.simplex is not None:
-            return self.simplex
+            return self._simplex_mix()
         return self.net.arch_weights()
 
     def genotype(self) -> str:
-        """The arch string of the current architecture weights (argmax per edge)."""
+        """The arch string (NB201, argmax per edge) or DARTS genotype text (DARTS rule) of the current weights."""
+        if self.space == "darts":
+            return self.net.genotype(weights=self.arch_weights().detach())
         return self.net.genotype(self.config.exclude_none, weights=self.arch_weights().detach())
+
+    def arch_index(self, genotype: str) -> int | None:
+        """The NB201 index of an arch string; None in the DARTS space (no table indexes it)."""
+        return None if self.space == "darts" else nb201.index_of(genotype)
 
     # ------------------------------------------------------------------ checkpoints
     def checkpoint_path(self) -> Path:
@@ -214,7 +262,8 @@ class SupernetSearch:
             "format": CHECKPOINT_FORMAT, "config": self.config.to_dict(), "epoch": self.epoch, "step": self.step,
             "model": self.net.state_dict(), "w_opt": self.w_opt.state_dict(),
             "a_opt": self.a_opt.state_dict() if self.a_opt is not None else None,
-            "simplex": self.simplex.detach().cpu() if self.simplex is not None else None,
+            "simplex": (None if self.simplex is None else self.simplex.detach().cpu()
+                        if isinstance(self.simplex, torch.Tensor) else [p.detach().cpu() for p in self.simplex]),
             "history": self.history,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
         }
@@ -235,6 +284,9 @@ class SupernetSearch:
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             raise DataError(f"{path} is not an nb360 search checkpoint of format {CHECKPOINT_FORMAT}")
         saved, current = state["config"], self.config.to_dict()
+        # settings added after the checkpoint was written count as their defaults
+        defaults = SearchConfig(method=self.config.method, task=self.config.task).to_dict()
+        saved = {**{k: defaults[k] for k in current if k not in saved and k in defaults}, **saved}
         differ = sorted(k for k in set(saved) | set(current)
                         if saved.get(k) != current.get(k) and k not in RESUMABLE_CHANGES)
         if differ:
@@ -245,7 +297,9 @@ class SupernetSearch:
         if self.a_opt is not None:
             self.a_opt.load_state_dict(state["a_opt"])
         if self.simplex is not None:
-            self.simplex = state["simplex"].to(self.device)
+            saved_simplex = state["simplex"]
+            self.simplex = (saved_simplex.to(self.device) if isinstance(saved_simplex, torch.Tensor)
+                            else [p.to(self.device) for p in saved_simplex])
         self.epoch, self.step, self.history = int(state["epoch"]), int(state["step"]), list(state["history"])
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
@@ -282,18 +336,19 @@ class SupernetSearch:
             out[name] = (p - lr * (moment + g + cfg.weight_decay * p)).detach().requires_grad_(True)
         return out
 
-    def _hessian_correction(self, v: list[torch.Tensor], batch: tuple[Any, ...]) -> torch.Tensor:
-        """[∇_α L_train(w⁺) - ∇_α L_train(w⁻)] / 2R with w± = w ± R·v, R = r/‖v‖ (DARTS: r = 0.01)."""
+    def _hessian_correction(self, v: list[torch.Tensor], batch: tuple[Any, ...]) -> list[torch.Tensor]:
+        """[∇_α L_train(w⁺) - ∇_α L_train(w⁻)] / 2R, w± = w ± R·v, R = r/‖v‖ (DARTS: r = 0.01), per α tensor."""
         norm = torch.sqrt(sum((g * g).sum() for g in v))
         R = self.hessian_r / (norm + 1e-12)
         named = self._named_weights()
-        (alpha,) = self.net.arch_parameters()
+        arch = list(self.net.arch_parameters())
         grads = []
         for sign in (1.0, -1.0):
             shifted = {name: (p + sign * R * g).detach() for (name, p), g in zip(named.items(), v)}
             loss = batch_loss(self.train_obj, lambda inp: self._forward(inp, shifted), batch, self.device)
-            grads.append(torch.autograd.grad(loss, alpha)[0])
-        return (grads[0] - grads[1]) / (2 * R)
+            grads.append([torch.zeros_like(a) if g is None else g
+                          for a, g in zip(arch, torch.autograd.grad(loss, arch, allow_unused=True))])
+        return [(plus - minus) / (2 * R) for plus, minus in zip(*grads)]
 
     def _objectives(self, batch: tuple[Any, ...], params: dict[str, torch.Tensor] | None,
                     weights: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -327,30 +382,37 @@ class SupernetSearch:
                   generator: torch.Generator) -> dict[str, Any]:
         """One architecture update on a batch of the architecture split; returns objectives, λ, gradient norms."""
         cfg = self.config
-        if self.simplex is not None:  # GAEA: exponentiated gradient on the simplex
-            p = self.simplex.detach().requires_grad_(True)
-            loss = batch_loss(self.arch_obj, lambda inp: self.net(inp, p), arch_batch, self.device)
-            (grad,) = torch.autograd.grad(loss, p)
+        if self.simplex is not None:  # GAEA: exponentiated gradient on the simplex (op and edge weights)
+            parts = [p.detach().requires_grad_(True) for p in self._simplex_parts()]
+            mix = self._simplex_mix(parts)
+            loss = batch_loss(self.arch_obj, lambda inp: self.net(inp, mix), arch_batch, self.device)
+            grads = torch.autograd.grad(loss, parts, allow_unused=True)
+            grads = tuple(torch.zeros_like(p) if g is None else g for p, g in zip(parts, grads))
             with torch.no_grad():
-                self.simplex = self._renormalize(p * torch.exp(-cfg.arch_lr * grad))
+                updated = self._renormalize([p * torch.exp(-cfg.arch_lr * g) for p, g in zip(parts, grads)]
+                                            if self.space == "darts" else parts[0] * torch.exp(-cfg.arch_lr * grads[0]))
+            self.simplex = updated
             return {"objectives": {"acc": float(loss.detach())}, "lambda": {"acc": 1.0},
-                    "grad_norm": {"acc": float(grad.norm())}}
-        (alpha,) = self.net.arch_parameters()  # one (6, 5) tensor shared by all cells
+                    "grad_norm": {"acc": float(_norm(list(grads)))}}
+        arch = list(self.net.arch_parameters())  # NB201: one (6, 5) α shared by all cells; DARTS: α (and β)
         params = self._unrolled(train_batch, lr) if cfg.second_order else None
         weights = self.net.arch_weights()
         objectives = self._objectives(arch_batch, params, weights, generator)
         names = list(objectives)
-        grads = []
+        grads: list[list[torch.Tensor]] = []
         for name in names:
-            (g,) = torch.autograd.grad(objectives[name], alpha, retain_graph=True, allow_unused=True)
-            grads.append(torch.zeros_like(alpha) if g is None else g)
-        raw_norms = [float(g.norm()) for g in grads]
+            g = torch.autograd.grad(objectives[name], arch, retain_graph=True, allow_unused=True)
+            grads.append([torch.zeros_like(a) if gi is None else gi for a, gi in zip(arch, g)])
+        # one tensor per objective for a single α (the NB201 case), else the list of per-parameter gradients
+        flat = [g[0] if len(g) == 1 else g for g in grads]
+        raw_norms = [float(_norm(g)) for g in grads]
         info: dict[str, Any] = {"objectives": {n: float(objectives[n].detach()) for n in names},
                                 "grad_norm": dict(zip(names, raw_norms))}
         if cfg.mgda and len(names) >= 2:
-            divisors = gradient_normalizers(grads, [float(objectives[n].detach()) for n in names], cfg.grad_norm)
-            scaled = [g / (float(d) + NORM_EPS) for g, d in zip(grads, divisors)]
-            solution = min_norm_weights(scaled, solver=cfg.mgda_solver, max_iter=cfg.mgda_max_iter)
+            divisors = gradient_normalizers(flat, [float(objectives[n].detach()) for n in names], cfg.grad_norm)
+            scaled = [[gi / (float(d) + NORM_EPS) for gi in g] for g, d in zip(grads, divisors)]
+            solution = min_norm_weights([s[0] if len(s) == 1 else s for s in scaled], solver=cfg.mgda_solver,
+                                        max_iter=cfg.mgda_max_iter)
             lam = solution.weights + 1e-7
             info["mgda_iterations"] = solution.iterations
             info["mgda_converged"] = solution.converged
@@ -360,25 +422,26 @@ class SupernetSearch:
         if cfg.second_order:
             assert params is not None
             total = sum(float(w) * objectives[n] for n, w in zip(names, lam))
-            inputs = [alpha, *params.values()]
+            inputs = [*arch, *params.values()]
             grads_all = torch.autograd.grad(total, inputs, allow_unused=True)
-            d_alpha = grads_all[0] if grads_all[0] is not None else torch.zeros_like(alpha)
-            v = [torch.zeros_like(p) if g is None else g for p, g in zip(params.values(), grads_all[1:])]
+            d_arch = [torch.zeros_like(a) if g is None else g for a, g in zip(arch, grads_all[:len(arch)])]
+            v = [torch.zeros_like(p) if g is None else g for p, g in zip(params.values(), grads_all[len(arch):])]
             if any(bool(g.abs().sum() > 0) for g in v):
-                d_alpha = d_alpha - lr * self._hessian_correction(v, train_batch)
+                d_arch = [d - lr * c for d, c in zip(d_arch, self._hessian_correction(v, train_batch))]
         else:
             # λ are constants, so ∇_α Σ λ_t F_t = Σ λ_t ∇_α F_t: reuse the per-objective gradients (no extra backward)
-            d_alpha = sum(float(w) * g for w, g in zip(lam, grads))
+            d_arch = [sum(float(w) * g[i] for w, g in zip(lam, grads)) for i in range(len(arch))]
         assert self.a_opt is not None
         self.a_opt.zero_grad(set_to_none=True)
-        alpha.grad = d_alpha.detach()
+        for a, d in zip(arch, d_arch):
+            a.grad = d.detach()
         self.a_opt.step()
         return info
 
     def weight_step(self, batch: tuple[Any, ...], generator: torch.Generator) -> float:
         """One SGD step of the supernet weights on a training batch; returns its loss."""
         cfg = self.config
-        mix = self.simplex.detach() if self.simplex is not None else None
+        mix = self._simplex_mix([p.detach() for p in self._simplex_parts()]) if self.simplex is not None else None
 
         def model(inp: torch.Tensor) -> torch.Tensor:
             return self.net(inp, mix)
@@ -415,7 +478,7 @@ class SupernetSearch:
         """The task objective's scores of the supernet on the evaluation split, in eval mode (prefixed val_)."""
         was = self.net.training
         self.net.eval()
-        mix = self.simplex if self.simplex is not None else None
+        mix = self._simplex_mix() if self.simplex is not None else None
         try:
             scores = self.eval_obj.evaluate(lambda inp: self.net(inp, mix),
                                             DataLoader(self.eval_set, batch_size=self.config.batch_size), self.device)
@@ -445,7 +508,11 @@ class SupernetSearch:
                 break
             train_batch = to_device(train_batch, self.device)
             arch_batch = to_device(next(arch_batches), self.device)
-            info = self.arch_step(train_batch, arch_batch, lr, attack_gen)
+            if epoch >= cfg.warmup_epochs:
+                info = self.arch_step(train_batch, arch_batch, lr, attack_gen)
+            else:  # warm-up (PC-DARTS: the first 15 epochs train the weights only)
+                info = {"arch_step": False, "objectives": {}, "grad_norm": {},
+                        "lambda": {name: None for name in cfg.objectives}}
             loss = self.weight_step(train_batch, lower_gen)
             train_losses.append(loss)
             self.step += 1
@@ -453,7 +520,8 @@ class SupernetSearch:
             logs.step(row)
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix({"loss": f"{loss:.3f}", **{f"λ_{k}": f"{v:.2f}" for k, v in info["lambda"].items()}})
+                bar.set_postfix({"loss": f"{loss:.3f}", **{f"λ_{k}": f"{v:.2f}" for k, v in info["lambda"].items()
+                                                           if v is not None}})
         if bar is not None:
             bar.close()
         weights = self.arch_weights().detach()
@@ -466,7 +534,7 @@ class SupernetSearch:
         }
         if "flops" in self.resources:
             record["expected_flops_M"] = float(self.resources["flops"].cost.expected(weights)) / 1e6
-        record["arch_index"] = nb201.index_of(record["genotype"])
+        record["arch_index"] = self.arch_index(record["genotype"])
         self.epoch += 1
         self.history.append(record)
         logs.epoch(record)
@@ -490,8 +558,17 @@ class SupernetSearch:
         finally:
             logs.close()
         genotype = self.genotype()
-        return SearchResult(self.run_dir, self.config, self.epoch, genotype, nb201.index_of(genotype),
+        return SearchResult(self.run_dir, self.config, self.epoch, genotype, self.arch_index(genotype),
                             list(self.history), finished=self.epoch >= self.config.epochs)
+
+
+def _norm(grads: Any) -> torch.Tensor:
+    """L2 norm of a tensor or of a list of tensors taken together."""
+    if isinstance(grads, torch.Tensor):
+        return grads.norm()
+    if len(grads) == 1:
+        return grads[0].norm()
+    return torch.sqrt(sum((g * g).sum() for g in grads))
 
 
 # ---------------------------------------------------------------------------------------------- logs

@@ -2,7 +2,8 @@
 
 `P(p) = CostModel.expected(p)` is the parameter (or FLOP) count of the *evaluation* network
 expected under the architecture weights p = softmax(α) — linear in p and exact for one-hot p
-(`nb360.models.counting`). The objective is `constraint(P(p) / scale, target)` with the
+(`nb360.models.counting`; in the DARTS space `nb360.models.darts_counting`, with each edge weighted
+by its expected number of kept copies). The objective is `constraint(P(p) / scale, target)` with the
 reference's forms (search-methods.md §1.4, `architect.param_number` / `--constrain`):
 
 - ``abs``:  |target - P/scale|            (HEAD code; the E2RNAS scripts' `--constrain abs`)
@@ -17,11 +18,11 @@ the size is within one scale unit of the target.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
 from ...errors import InputError
-from ...models.counting import CostModel
 
 
 def constrained(value: torch.Tensor, target: float, form: str) -> torch.Tensor:
@@ -42,13 +43,13 @@ class ResourceObjective:
     """A cost model with its scale, target and constraint form."""
 
     name: str  # "size" or "flops"
-    cost: CostModel
+    cost: Any  # a CostModel (NB201) or DartsCostModel (nb360.models.darts_counting)
     scale: float
     target: float
     form: str
 
     @classmethod
-    def build(cls, name: str, cost: CostModel, scale: float, target: float | None, form: str) -> ResourceObjective:
+    def build(cls, name: str, cost: Any, scale: float, target: float | None, form: str) -> ResourceObjective:
         """Default target: the midpoint of the smallest and largest cell choice, in units of `scale`."""
         low, high = cls.range(cost)
         if target is None:
@@ -58,15 +59,17 @@ class ResourceObjective:
         return cls(name, cost, float(scale), float(target), form)
 
     @staticmethod
-    def range(cost: CostModel) -> tuple[float, float]:
+    def range(cost: Any) -> tuple[float, float]:
         """(smallest, largest) cost over all architectures (per-edge min and max: the table is separable)."""
+        if hasattr(cost, "range"):  # a cost model that knows its space's rule (the DARTS space's two edges per node)
+            return cost.range()
         table = cost.table
         return cost.base + float(table.min(dim=1).values.sum()), cost.base + float(table.max(dim=1).values.sum())
 
-    def value(self, weights: torch.Tensor) -> torch.Tensor:
-        """Expected cost under the (6, 5) weights, in units of `scale` (differentiable)."""
+    def value(self, weights: Any) -> torch.Tensor:
+        """Expected cost under the architecture weights ((6, 5), or DARTS MixWeights), in units of `scale`."""
         return self.cost.expected(weights) / self.scale
 
-    def __call__(self, weights: torch.Tensor) -> torch.Tensor:
+    def __call__(self, weights: Any) -> torch.Tensor:
         """The constrained objective."""
         return constrained(self.value(weights), self.target, self.form)
