@@ -26,14 +26,14 @@ import argparse
 import collections
 import datetime as _dt
 import json
-import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import _common
+from _common import ROOT, machine
+
 WORK = ROOT / "benchmarks" / ".work"
 DATASET, SEED = "ninapro", 777
 NUM_ARCHS = [15625]  # archs recorded by the benchmark tables (set per run)
@@ -231,26 +231,10 @@ WORKERS = {"generate200": worker_generate200, "import": worker_import, "derive12
 
 
 def run_worker(name: str, *args: object) -> dict:
-    cmd = [sys.executable, __file__, "--worker", name, *map(str, args)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if proc.returncode != 0:
-        raise SystemExit(f"worker {name} failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return _common.run_worker(__file__, name, *args)
 
 
 # ---------------------------------------------------------------------------------------------- report
-def machine() -> str:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    from importlib.metadata import version
-
-    return (f"{cpu}, {os.cpu_count()} cores, Python {sys.version.split()[0]}, nb360 {version('nb360')}, "
-            f"nats_bench {version('nats_bench')}, numpy {version('numpy')}")
-
-
 def report(ours: dict, nats: dict, num_archs: int, repeats: int, budget: float, prep: dict) -> str:
     rea, base, loop = ours["rea"], nats["loop"], ours["loop"]
     se = (base["final_std"] ** 2 / repeats + rea["final_std"] ** 2 / repeats) ** 0.5
@@ -281,7 +265,7 @@ def report(ours: dict, nats: dict, num_archs: int, repeats: int, budget: float, 
             f"{m} {ours[m]['seconds']:.2f} s ({ours[m]['queries_mean']:.0f} queries per repeat, final "
             f"{ours[m]['final_mean']:.2f})" for m in ("rs", "ls", "reinforce", "hyperband")) + ".",
         "",
-        f"Machine: {machine()}. Date: {_dt.date.today().isoformat()}. Command: `.venv/bin/python "
+        f"Machine: {machine('nb360', 'nats_bench', 'numpy')}. Date: {_dt.date.today().isoformat()}. Command: `.venv/bin/python "
         f"benchmarks/search_bench.py{' --quick' if num_archs < 15625 else ''}`"
         + (f". Table preparation this run: {prep}" if prep else "") + ".",
     ]

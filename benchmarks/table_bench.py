@@ -15,25 +15,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+import _common
+from _common import ROOT, machine, memory
 WORK = ROOT / "benchmarks" / ".work"
 METRICS = ("train-loss", "train-accuracy", "train-time", "ori-test-loss", "ori-test-accuracy", "ori-test-time")
-
-
-def memory() -> dict[str, float]:
-    """This process's memory from /proc/self/status, in MB (VmHWM is the peak RSS)."""
-    out = {}
-    for line in Path("/proc/self/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM", "RssAnon", "RssFile"):
-            out[key] = int(value.split()[0]) / 1024
-    return out
 
 
 def per_call(fn, calls: int) -> float:
@@ -116,7 +105,6 @@ def worker_nb360(table: str, num_archs: int) -> dict:
     n = 1_000_000
     a = rng.integers(0, num_archs, n)
     e = rng.integers(0, 200, n)
-    metric_names = np.array(METRICS)[rng.integers(0, len(METRICS), n)]
     t.query_batch(a[:10], "ori-test-accuracy", e[:10])
     out["batch_same_metric_s"] = per_call(lambda: t.query_batch(a, "ori-test-accuracy", e), 3)
     out["batch_n"] = n
@@ -126,7 +114,7 @@ def worker_nb360(table: str, num_archs: int) -> dict:
     m = t.metrics().index("ori-test-accuracy")
     rows = np.searchsorted(ids, a)
     out["numpy_take_s"] = per_call(lambda: in_ram[rows, m, e], 3)
-    del in_ram
+    in_ram = None  # free the copy
     run = t._select(None, "200", None)[0]
     m_idx = np.array([run.metric_index[x] for x in METRICS])[rng.integers(0, len(METRICS), n)]
     out["raw_gather_s"] = per_call(lambda: run.view.gather(a, m_idx, e), 3)
@@ -188,27 +176,10 @@ WORKERS = {"generate": worker_generate, "import": worker_import, "nb360": worker
 
 
 def run_worker(name: str, *args: object) -> dict:
-    cmd = [sys.executable, __file__, "--worker", name, *map(str, args)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
-    if proc.returncode != 0:
-        raise SystemExit(f"worker {name} failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    return _common.run_worker(__file__, name, *args)
 
 
 # ---------------------------------------------------------------------------------------------- report
-def machine() -> str:
-    cpu = "unknown CPU"
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
-    import nats_bench  # noqa: F401
-    from importlib.metadata import version
-
-    return (f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}, nb360 {version('nb360')}, "
-            f"nats_bench {version('nats_bench')}, numpy {version('numpy')}")
-
-
 def report(gen: dict, imp: dict, ours: dict, nats: dict, num_archs: int) -> str:
     us = 1e6
     mb_file = ours["file_mb"]
@@ -248,7 +219,7 @@ def report(gen: dict, imp: dict, ours: dict, nats: dict, num_archs: int) -> str:
         "|---|---|---|---|---|",
     ]
     lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
-    lines += ["", f"Machine: {machine()}. Command: `.venv/bin/python benchmarks/table_bench.py"
+    lines += ["", f"Machine: {machine('nb360', 'nats_bench', 'numpy')}. Command: `.venv/bin/python benchmarks/table_bench.py"
                   f"{' --quick' if num_archs < 15625 else ''}`."]
     return "\n".join(lines)
 
