@@ -149,3 +149,19 @@ def test_arrays_name_the_trained_arch_of_each_shared_row(darcy_root, tmp_path, m
     assert list(ids) == reps and curves.shape[0] == 2
     m = t.metrics("2").index("x-valid-rel_l2")
     assert curves[1, m, 1] == np.float32(t.query(reps[1], "x-valid-rel_l2", 1, hp="2"))
+
+
+def test_classification_build_records_clean_and_adversarial_accuracy(tmp_path) -> None:
+    from task_fixtures import build_ninapro
+
+    root = tmp_path / "ninapro"
+    root.mkdir()
+    build_ninapro(root, sizes=(16, 6, 8))
+    spec = BuildSpec(task="ninapro", data_root=str(root), epochs=1, archs="0-1", channels=2, cells=1,
+                     batch_size=8, latency_repeats=2, robust={"fgsm_eps": 0.1, "pgd_eps": 0.1, "pgd_steps": 2})
+    t = Table.open(build_table(spec, tmp_path / "n.h5", progress=False))
+    for quantity in ("accuracy_clean", "accuracy_fgsm", "accuracy_pgd"):
+        value = t.query(1, f"ori-test-{quantity}", hp="1")
+        assert 0.0 <= value <= 100.0
+    assert t.query(1, "ori-test-accuracy_clean", hp="1") == pytest.approx(t.query(1, "ori-test-accuracy", hp="1"))
+    assert t.query(0, "ori-test-accuracy_pgd", hp="1") <= t.query(0, "ori-test-accuracy_clean", hp="1")

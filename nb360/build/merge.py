@@ -25,7 +25,7 @@ def _metric_key(name: str) -> tuple[int, int, str]:
     for split, rank in _SPLIT_ORDER.items():
         if name.startswith(split + "-"):
             quantity = name[len(split) + 1:]
-            return rank, _QUANTITY_ORDER.get(quantity, 5 + quantity.startswith("robust")), quantity
+            return rank, _QUANTITY_ORDER.get(quantity, 5 + quantity.startswith("accuracy_")), quantity
     return 9, 9, name
 
 

@@ -45,14 +45,22 @@ def _latency(model: Any, sample: Any, device: Any, batch: int, repeats: int) -> 
 
 
 def _robust(model: Any, dataset: Any, spec: BuildSpec, device: Any) -> dict[str, float]:
-    """Clean, FGSM and PGD accuracy (%) on a split, for classification tasks (needs nb360.robust)."""
-    from .. import robust
+    """Clean, FGSM and PGD top-1 accuracy (%) on a split, for classification tasks.
+
+    The attacks use one L-inf radius in normalised input units (spec.robust["pgd_eps"], which must equal
+    "fgsm_eps"), PGD with a random start and spec.robust["pgd_steps"] steps (nb360.robust).
+    """
+    from ..errors import InputError
+    from ..robust import ThreatModel, evaluate_robustness
     from ..training import make_loader
 
+    if spec.robust["fgsm_eps"] != spec.robust["pgd_eps"]:
+        raise InputError("the table builder attacks with one radius: give fgsm_eps equal to pgd_eps")
     loader = make_loader(dataset, spec.eval_batch_size or spec.batch_size, shuffle=False)
-    out = robust.robust_accuracy(model, loader, device=device, fgsm_eps=spec.robust["fgsm_eps"],
-                                 pgd_eps=spec.robust["pgd_eps"], pgd_steps=spec.robust["pgd_steps"])
-    return {f"robust-{k}": float(v) for k, v in out.items()}
+    out = evaluate_robustness(model, ((b[0], b[1]) for b in loader), ThreatModel(eps=spec.robust["pgd_eps"]),
+                              pgd_steps=spec.robust["pgd_steps"], device=device)
+    return {"accuracy_clean": out["clean_accuracy"], "accuracy_fgsm": out["fgsm_accuracy"],
+            "accuracy_pgd": out["pgd_accuracy"]}
 
 
 def train_arch(spec: BuildSpec, arch: int, seed: int, datasets: dict[str, Any]) -> dict[str, Any]:
@@ -92,7 +100,7 @@ def train_arch(spec: BuildSpec, arch: int, seed: int, datasets: dict[str, Any]) 
     }
     if card.problem == "multiclass" and "test" in eval_sets:  # recorded at the last epoch only
         for key, value in _robust(model, eval_sets["test"], spec, device).items():
-            curves.setdefault(f"ori-test-{key}", [None] * spec.epochs)[spec.epochs - 1] = value
+            curves.setdefault(f"{EVAL_SPLITS['test']}-{key}", [None] * spec.epochs)[spec.epochs - 1] = value
     return {"arch": arch, "seed": seed, "curves": curves, "scalars": scalars}
 
 
