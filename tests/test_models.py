@@ -288,7 +288,7 @@ def test_forward_window_on_dense_wrn_and_supernet() -> None:
 @pytest.mark.parametrize("arch", [0, 11, 284, 7777])
 def test_supernet_with_one_hot_weights_equals_the_discrete_network(topology: str, shape: tuple, arch: int) -> None:
     torch.manual_seed(5)
-    sn = Supernet(4, shape[0], C=4, N=1, topology=topology)
+    sn = Supernet(4, shape[0], C=4, N=1, topology=topology, fused=False)  # bit-exactness: the reference path
     net = sn.discretize(arch)
     assert net.arch == nb201.arch_str(arch)
     x = torch.randn(3, *shape)
@@ -302,7 +302,7 @@ def test_supernet_with_one_hot_weights_equals_the_discrete_network(topology: str
 
 def test_supernet_mixed_sum_path_matches_reference_path_with_gradients() -> None:
     torch.manual_seed(6)
-    sn = Supernet(5, 3, C=4, N=1)
+    sn = Supernet(5, 3, C=4, N=1, fused=False)  # `mixed` selects among the reference path's implementations
     x = torch.randn(2, 3, 8, 8)
     grads = []
     for mixed in ("reference", "mixed_sum"):
@@ -444,7 +444,7 @@ def test_conv1d_same_padding_matches_tensorflow_same(kernel: int) -> None:
 
 
 def test_discretize_keeps_dtype_and_mode() -> None:
-    sn = Supernet(3, 2, C=4, N=1).double().eval()
+    sn = Supernet(3, 2, C=4, N=1, fused=False).double().eval()  # bit-exactness: the reference path
     net = sn.discretize(11)
     assert net.classifier.weight.dtype == torch.float64 and not net.training
     x = torch.randn(2, 2, 6, 6, dtype=torch.float64)

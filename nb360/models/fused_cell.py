@@ -3,12 +3,14 @@
 
 For each source node s (as soon as it exists): relu(x_s) once for all conv ops on all edges leaving
 s, and their 1×1 and 3×3 convolutions as ONE ATen convolution (oneDNN / cuDNN) whose output
-channels are [edge0 1×1 | edge0 3×3 | edge1 1×1 | …], the 1×1 kernels zero-padded to 3×3 (centre
-tap only): `conv_grouping="single"`. On the CPU the zero taps cost real FLOPs (oneDNN does not skip
-them), so the default there is `"by_kernel"`: one 3×3 convolution for all outgoing edges' 3×3 ops
-and one 1×1 convolution for all their 1×1 ops (see benchmarks/RESULTS.md). For each target node t:
-one `cell_node` call that batch-normalises every conv branch, weights every operation by its
-architecture weight, adds skip and the 3×3 average pool, and sums the incoming edges.
+channels are [1×1 of every outgoing edge | 3×3 of every outgoing edge], the 1×1 kernels zero-padded
+to 3×3 (centre tap only): `conv_grouping="single"`, the default on GPUs. On the CPU oneDNN computes
+the zero taps (about 1.8× the conv FLOPs), so the default there is `"by_kernel"`: one 3×3
+convolution for all outgoing edges' 3×3 ops and one 1×1 convolution for all their 1×1 ops (see
+benchmarks/RESULTS.md). relu(x_s) is recomputed in backward rather than saved (x_s is saved anyway
+for the skip and pool terms). For each target node t: one `cell_node` call that batch-normalises
+every conv branch, weights every operation by its architecture weight, adds skip and the 3×3
+average pool, and sums the incoming edges.
 
 The parameters stay in the SearchCell's own modules (same state dict as the reference path, which
 stays available for checking): conv weights are concatenated per call (cheap, differentiable) and
@@ -120,23 +122,72 @@ def _cat_or_none(tensors: list[torch.Tensor | None]) -> torch.Tensor | None:
     return None if any(t is None for t in tensors) else torch.cat(tensors)  # type: ignore[arg-type]
 
 
+def _engine_needs(t: torch.Tensor) -> bool:
+    """Inside backward: whether this backward pass propagates into t (False for weights when only α's
+    gradient is asked for, as in an architecture step), so their conv gradients can be skipped."""
+    try:
+        return bool(torch._C._will_engine_execute_node(torch.autograd.graph.get_gradient_edge(t).node))
+    except (RuntimeError, AttributeError):  # not inside an engine run (e.g. traced by torch.compile)
+        return True
+
+
+class _SharedReluConvs(torch.autograd.Function):
+    """convs(relu(x)) for one or more convolutions of the same input, saving x instead of relu(x).
+
+    x is saved anyway (the target nodes' skip and pool terms read it), so recomputing relu(x) in
+    backward (one cheap elementwise pass) saves one activation-sized tensor per source node.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, paddings: tuple[int, ...], *params: torch.Tensor | None):
+        relu = F.relu(x)
+        conv = F.conv2d if x.dim() == 4 else F.conv1d
+        outs = tuple(conv(relu, params[2 * i], params[2 * i + 1], padding=p) for i, p in enumerate(paddings))
+        ctx.paddings = paddings
+        ctx.has_bias = tuple(params[2 * i + 1] is not None for i in range(len(paddings)))
+        ctx.save_for_backward(x, *(params[2 * i] for i in range(len(paddings))))
+        return outs
+
+    @staticmethod
+    def backward(ctx, *grads: torch.Tensor | None):
+        x, *weights = ctx.saved_tensors
+        relu = F.relu(x)
+        dim = x.dim() - 2
+        grad_relu = None
+        grad_params: list[torch.Tensor | None] = []
+        for i, (weight, padding) in enumerate(zip(weights, ctx.paddings)):
+            grad = grads[i]
+            if grad is None:
+                grad_params += [None, None]
+                continue
+            # The conv's weight and bias belong to the same modules: both needed or neither.
+            want_weight = ctx.needs_input_grad[2 + 2 * i] and _engine_needs(weight)
+            want_bias = ctx.has_bias[i] and ctx.needs_input_grad[2 + 2 * i + 1] and want_weight
+            g_in, g_w, g_b = torch.ops.aten.convolution_backward(
+                grad, relu, weight, [weight.shape[0]] if ctx.has_bias[i] else None, [1] * dim, [padding] * dim,
+                [1] * dim, False, [0] * dim, 1, [ctx.needs_input_grad[0], want_weight, want_bias])
+            grad_relu = g_in if grad_relu is None or g_in is None else grad_relu + g_in
+            grad_params += [g_w if want_weight else None, g_b if want_bias else None]
+        grad_x = None if grad_relu is None else torch.ops.aten.threshold_backward(grad_relu, x, 0)
+        return (grad_x, None, *grad_params)
+
+
 def _source_convs(plan: _SourcePlan, x: torch.Tensor, grouping: str) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
     """relu(x) once, then the outgoing edges' convolutions; returns edge -> (1×1 output, 3×3 output) views."""
     dim = x.dim() - 2
-    conv = F.conv2d if dim == 2 else F.conv1d
-    relu = F.relu(x)
     C = plan.conv3[0].out_channels
+    n = len(plan.edges)
+    w1, b1 = [c.weight for c in plan.conv1], [c.bias for c in plan.conv1]
+    w3, b3 = [c.weight for c in plan.conv3], [c.bias for c in plan.conv3]
     if grouping == "single":
-        weight = torch.cat([w for c1, c3 in zip(plan.conv1, plan.conv3)
-                            for w in (F.pad(c1.weight, (1, 1) * dim), c3.weight)])
-        bias = _cat_or_none([b for c1, c3 in zip(plan.conv1, plan.conv3) for b in (c1.bias, c3.bias)])
-        views = conv(relu, weight, bias, padding=1).split(C, dim=1)
-        return {e: (views[2 * i], views[2 * i + 1]) for i, e in enumerate(plan.edges)}
-    out3 = conv(relu, torch.cat([c.weight for c in plan.conv3]), _cat_or_none([c.bias for c in plan.conv3]),
-                padding=1).split(C, dim=1)
-    out1 = conv(relu, torch.cat([c.weight for c in plan.conv1]),
-                _cat_or_none([c.bias for c in plan.conv1])).split(C, dim=1)
-    return {e: (out1[i], out3[i]) for i, e in enumerate(plan.edges)}
+        # Output channels [1×1 of every edge | 3×3 of every edge]; 1×1 kernels as centre taps of 3×3.
+        weight = torch.cat([F.pad(torch.cat(w1), (1, 1) * dim), *w3])
+        (out,) = _SharedReluConvs.apply(x, (1,), weight, _cat_or_none([*b1, *b3]))
+        views = out.split(C, dim=1)
+        return {e: (views[i], views[n + i]) for i, e in enumerate(plan.edges)}
+    out3, out1 = _SharedReluConvs.apply(x, (1, 0), torch.cat(w3), _cat_or_none(b3), torch.cat(w1), _cat_or_none(b1))
+    views3, views1 = out3.split(C, dim=1), out1.split(C, dim=1)
+    return {e: (views1[i], views3[i]) for i, e in enumerate(plan.edges)}
 
 
 @torch.no_grad()
@@ -169,8 +220,11 @@ def _target_node(plan: _TargetPlan, nodes: list[torch.Tensor], convs: dict[int, 
     running = (None, None) if batch_stats else (torch.stack([bn.running_mean for bn in bns]),
                                                  torch.stack([bn.running_var for bn in bns]))
     e0, e1 = plan.edges[0], plan.edges[-1] + 1
-    out, mean, var = cell_node([nodes[s] for s in plan.sources], [y for e in plan.edges for y in convs[e]],
-                               weights[e0:e1], gamma, beta, running[0], running[1], batch_stats, bn0.eps)
+    inputs = [nodes[s] for s in plan.sources]
+    # Under autocast the convolutions return a lower precision; the node runs in the activations' dtype.
+    branches = [y if y.dtype == inputs[0].dtype else y.to(inputs[0].dtype) for e in plan.edges for y in convs[e]]
+    out, mean, var = cell_node(inputs, branches, weights[e0:e1], gamma, beta, running[0], running[1], batch_stats,
+                               bn0.eps)
     if bn0.training and bn0.track_running_stats:
         _update_running_stats(bns, mean, var, out.numel() // out.shape[1])
     return out

@@ -10,7 +10,11 @@ to exclude `none` (AutoDL keeps it; GAEA/NASLib exclude it).
 
 `forward(x, weights=None)` takes optional architecture weights (any (6, 5) tensor: one-hot,
 Gumbel hard weights, GAEA's simplex weights) so every search method can drive the same network.
-The per-node computation lives in `SearchCell.compute_node` (the fused-kernel path replaces it).
+The per-node computation lives in `SearchCell.compute_node` (the reference path). With `fused=True`
+(the default where nb360's `cell_node` kernels exist for the input's device) each cell runs through
+`nb360.models.fused_cell` instead: one ReLU and one convolution per source node and one fused
+`nb360::cell_node` op per target node, with the same parameters, buffers and values; `fused=False`
+keeps the plain-PyTorch reference path for checking.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ from typing import Literal
 import torch
 from torch import nn
 
-from ..errors import InputError
+from ..errors import BuildError, InputError
 from ..ops import mixed_sum
+from ..ops.cell_node import fused_kernels_available
 from ..ops.cells import ResNetBasicblock, batchnorm_cls, conv_cls, make_op
 from ..space import nb201
 from .dense import WindowedInference, topology_layout
+from .fused_cell import ConvGrouping, build_plan, fusable, fused_cell_forward, resolve_grouping
 from .nb201 import TinyNetwork, classify, stage_plan
 
 MixedSumImpl = Literal["reference", "mixed_sum"]
@@ -34,7 +40,8 @@ class SearchCell(nn.Module):
     """An NB201 cell whose every edge holds all five operations (`edges[e][o]`, EDGES × OPS order)."""
 
     def __init__(self, C_in: int, C_out: int, stride: int = 1, affine: bool = False,
-                 track_running_stats: bool = True, dim: int = 2, mixed: MixedSumImpl = "reference") -> None:
+                 track_running_stats: bool = True, dim: int = 2, mixed: MixedSumImpl = "reference",
+                 fused: bool | None = None, conv_grouping: ConvGrouping = "auto") -> None:
         super().__init__()
         self.edges = nn.ModuleList(
             nn.ModuleList(
@@ -45,6 +52,21 @@ class SearchCell(nn.Module):
         )
         self.in_dim, self.out_dim = C_in, C_out
         self.mixed = mixed
+        resolve_grouping(conv_grouping, torch.device("cpu"))  # validates the name
+        self.fused, self.conv_grouping = fused, conv_grouping
+        # Module lists for the fused path; None for cells it cannot run (channel-changing edges).
+        self._fused_plan = build_plan(self) if fusable(self) else None
+
+    def uses_fused(self, device: torch.device) -> bool:
+        """Whether forward on `device` runs the fused kernels (fused=None: wherever they are available)."""
+        if self.fused is False or self._fused_plan is None:
+            return False
+        if fused_kernels_available(device):
+            return True
+        if self.fused:
+            raise BuildError(f"fused=True but nb360 has no fused cell kernels for {device.type} (CUDA kernels need "
+                             "nb360 built against a CUDA build of torch): rebuild, or use fused=None / False")
+        return False
 
     def mixed_edge(self, edge: int, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """sum_o weights[o] * op_o(x) over the five operations of one edge."""
@@ -61,25 +83,29 @@ class SearchCell(nn.Module):
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Run the cell with (6, 5) architecture weights; returns node 3."""
+        if self.uses_fused(x.device):
+            return fused_cell_forward(self, x, weights, self._fused_plan, self.conv_grouping)
         nodes = [x]
         for target in range(1, nb201.NUM_NODES):
             nodes.append(self.compute_node(target, nodes, weights))
         return nodes[-1]
 
     def extra_repr(self) -> str:
-        return f"inC={self.in_dim}, outC={self.out_dim}, mixed={self.mixed}"
+        return f"inC={self.in_dim}, outC={self.out_dim}, mixed={self.mixed}, fused={_fused_str(self.fused)}"
 
 
 class Supernet(WindowedInference, nn.Module):
     """NB201 DARTS supernet: one shared (6, 5) architecture tensor, mixed ops on every edge."""
 
     def __init__(self, num_outputs: int, in_channels: int = 3, C: int = 16, N: int = 5, topology: str = "point2d",
-                 affine: bool = False, track_running_stats: bool = True, mixed: MixedSumImpl = "reference") -> None:
+                 affine: bool = False, track_running_stats: bool = True, mixed: MixedSumImpl = "reference",
+                 fused: bool | None = None, conv_grouping: ConvGrouping = "auto") -> None:
         super().__init__()
         if num_outputs < 1 or in_channels < 1:
             raise InputError(f"num_outputs and in_channels must be positive, got {num_outputs}, {in_channels}")
         if mixed not in ("reference", "mixed_sum"):
             raise InputError(f"mixed must be 'reference' (plain PyTorch) or 'mixed_sum' (nb360's op), got {mixed!r}")
+        _check_fused(fused)
         dim, dense = topology_layout(topology)
         self.topology, self.dim, self.dense = topology, dim, dense
         self.C, self.N, self.in_channels, self.num_outputs = C, N, in_channels, num_outputs
@@ -90,7 +116,7 @@ class Supernet(WindowedInference, nn.Module):
         C_prev = C
         for C_curr, reduction in stage_plan(C, N, dense):
             cell = (ResNetBasicblock(C_prev, C_curr, 2, True, True, dim) if reduction
-                    else SearchCell(C_prev, C_curr, 1, affine, track_running_stats, dim, mixed))
+                    else SearchCell(C_prev, C_curr, 1, affine, track_running_stats, dim, mixed, fused, conv_grouping))
             self.cells.append(cell)
             C_prev = C_curr
         self.lastact = nn.Sequential(batchnorm_cls(dim)(C_prev), nn.ReLU(inplace=False))
@@ -113,6 +139,16 @@ class Supernet(WindowedInference, nn.Module):
             raise InputError(f"mixed must be 'reference' or 'mixed_sum', got {mixed!r}")
         for cell in self.search_cells():
             cell.mixed = mixed
+
+    def set_fused(self, fused: bool | None, conv_grouping: ConvGrouping | None = None) -> None:
+        """Switch every cell between the fused kernels (True; None: where available) and the reference path (False)."""
+        _check_fused(fused)
+        if conv_grouping is not None:
+            resolve_grouping(conv_grouping, torch.device("cpu"))
+        for cell in self.search_cells():
+            cell.fused = fused
+            if conv_grouping is not None:
+                cell.conv_grouping = conv_grouping
 
     def search_cells(self) -> list[SearchCell]:
         """The cells with mixed edges (reduction blocks excluded)."""
@@ -171,4 +207,17 @@ class Supernet(WindowedInference, nn.Module):
         return net.train(self.training)
 
     def extra_repr(self) -> str:
-        return f"C={self.C}, N={self.N}, topology={self.topology}, affine={self.affine}"
+        fused = self.search_cells()[0].fused if self.search_cells() else None
+        return f"C={self.C}, N={self.N}, topology={self.topology}, affine={self.affine}, fused={_fused_str(fused)}"
+
+
+def _check_fused(fused: bool | None) -> None:
+    if fused not in (None, True, False):
+        raise InputError(f"fused must be True, False or None (fused wherever nb360's kernels exist), got {fused!r}")
+    if fused and not fused_kernels_available("cpu"):
+        raise BuildError("fused=True but nb360's cell_node op is not registered: rebuild nb360 "
+                         "(`pip install --no-build-isolation -e .`) or pass fused=False")
+
+
+def _fused_str(fused: bool | None) -> str:
+    return "auto" if fused is None else str(fused)
