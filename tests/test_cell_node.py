@@ -12,15 +12,6 @@ from nb360.ops import cell_node, cell_node_reference  # noqa: E402
 DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
 
-@pytest.fixture(autouse=True)
-def _one_cpu_thread():
-    """Tiny test shapes: OpenMP barriers would dominate (badly so on a busy 2-core machine)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def sample(k: int = 3, shape=(2, 3, 5, 6), dtype=torch.float32, device: str = "cpu", affine: bool = True,
            requires_grad: bool = False, seed: int = 0):
     """Synthetic operands: k source nodes, 2k conv outputs (mean ≠ 0), softmax weights, BN params, running stats."""

@@ -21,14 +21,6 @@ from nb360.tasks import get_task  # noqa: E402
 TASKS = ["cifar100", "spherical", "ninapro", "fsd50k", "darcyflow", "psicov", "cosmic", "ecg", "satellite", "deepsea"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run fastest (and steadiest on a loaded machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.mark.parametrize("task", TASKS)
 def test_search_and_eval_networks_fit_every_task(task: str) -> None:

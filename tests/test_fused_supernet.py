@@ -18,15 +18,13 @@ DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.gpu)]
 
 
 @pytest.fixture(autouse=True)
-def _one_cpu_thread_and_no_tf32():
-    """Tiny test shapes: OpenMP barriers would dominate (badly so on a busy 2-core machine). On GPUs,
-    TF32 convolutions would round the two paths' differently shaped convolutions differently."""
-    before = torch.get_num_threads(), torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.set_num_threads(1)
+def _no_tf32():
+    """On GPUs, TF32 convolutions would round the two paths' differently shaped convolutions differently.
+    (The suite runs on one CPU thread: tests/conftest.py.)"""
+    before = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     yield
-    torch.set_num_threads(before[0])
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before[1:]
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = before
 SHAPES = {"point2d": (3, 8, 8), "point1d": (2, 21), "dense2d": (2, 7, 9)}
 
 

@@ -15,14 +15,6 @@ from nb360.robust import ThreatModel, attack, evaluate_robustness, fgsm, pgd  # 
 MEAN, STD = (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models run fastest (and steadiest on a loaded machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 def _torchattacks():
     with warnings.catch_warnings():

@@ -31,14 +31,6 @@ TINY = {"C": 4, "layers": 3, "batch_size": 4, "epochs": 1, "max_steps": 2, "pgd_
 PARTIAL = {"partial_channels": 2}  # PC-DARTS / GAEA: K=2 so that C/K stays even at C=4
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run fastest (and steadiest on a loaded machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:

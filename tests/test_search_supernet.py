@@ -19,14 +19,6 @@ from nb360.space import nb201  # noqa: E402
 TINY = {"C": 2, "N": 1, "batch_size": 4, "epochs": 1, "max_steps": 2, "pgd_steps": 2}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks run fastest (and steadiest on a loaded machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def data_root(tmp_path_factory: pytest.TempPathFactory) -> Path:

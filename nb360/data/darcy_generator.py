@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
-import hashlib
 import json
 import multiprocessing
 import os
@@ -32,6 +31,7 @@ from typing import Literal
 import numpy as np
 
 from ..errors import DataError, InputError
+from .._files import sha256_file as _sha256
 
 FINE_GRID = 421  # the released files' grid; FNO's 85 x 85 is every 5th point of it
 ALPHA, TAU = 2.0, 3.0  # GRF smoothness and length scale, as FNO
@@ -245,13 +245,6 @@ def _run_jobs(jobs: list[tuple[int, str, int, int, str]], workers: int, progress
     finally:
         bar.close()
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # MATLAB 5 files open with 116 bytes of free text; scipy writes the creation time there, which would

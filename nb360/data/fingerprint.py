@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from pathlib import Path
 
 from ..tasks import task_data_dir
+from .._files import sha256_file as _sha256
 
 CACHE_NAME = ".nb360-sha256.json"  # next to the data: {relative path: [size, mtime_ns, sha256]}
 
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def fingerprint(task: str, root: str | os.PathLike[str]) -> dict[str, dict[str, object]]:

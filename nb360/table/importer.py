@@ -28,6 +28,7 @@ from ..errors import DataError, InputError
 from ..space import nb201
 from .protocols import protocol_for
 from .writer import RunData, write_table
+from .._files import sha256_file as _sha256_file
 
 # The globals the released files reference (checked on the NATS-Bench fixtures: OrderedDict and
 # numpy scalars/dtypes; numpy arrays are admitted too). `numpy._core` is numpy 2's module name.
@@ -73,13 +74,6 @@ def load_pickle(path: Path) -> Any:
         raise DataError(f"{path} is not a readable NATS-Bench pickle ({type(exc).__name__}: {exc}); the file is "
                         "truncated or corrupt: download it again") from None
 
-
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
