@@ -79,15 +79,28 @@ def _step_data(cfg: MainJobConfig, root: Path, say: Progress) -> dict[str, Any]:
 _SETTINGS = ("generator", "seed", "n", "resolution", "pipeline")
 
 
-def compare_data(table_data: dict[str, Any], job_data: dict[str, Any]) -> dict[str, bool]:
-    """Whether the job's generated data equals the data the table was built on: settings and file bytes."""
+def compare_data(table_data: dict[str, Any], job_data: dict[str, Any]) -> dict[str, bool | None]:
+    """Whether the job's generated data equals the data the table was built on.
+
+    Three answers: the generator settings, the .mat files byte for byte, and their data (the bytes after
+    the MAT header's free text, which older nb360 versions filled with the creation time). None: the
+    table's record does not carry what the comparison needs.
+    """
     source = table_data.get("source") or {}
     same_settings = bool(source) and all(source.get(k) == job_data["source"].get(k) for k in _SETTINGS)
     mats = [k for k in job_data["files"] if k.endswith(".mat")]
     table_files = table_data.get("files") or {}
     same_files = bool(mats) and all(table_files.get(k, {}).get("sha256") == job_data["files"][k]["sha256"]
                                     for k in mats)
-    return {"same_generator_settings": same_settings, "identical_files": same_files}
+    job_bodies = {k: v.get("body_sha256") for k, v in (job_data["source"].get("files") or {}).items()}
+    table_bodies = {k: v.get("body_sha256") for k, v in (source.get("files") or {}).items()}
+    if same_files:
+        same_data: bool | None = True
+    elif mats and all(table_bodies.get(k) and job_bodies.get(k) for k in mats):
+        same_data = all(table_bodies[k] == job_bodies[k] for k in mats)
+    else:
+        same_data = None
+    return {"same_generator_settings": same_settings, "identical_files": same_files, "identical_data": same_data}
 
 
 def _step_tabular(cfg: MainJobConfig, table_path: Path, out: Path, say: Progress) -> dict[str, Any]:
@@ -152,6 +165,16 @@ def _step_evaluate(cfg: MainJobConfig, data_root: Path, out: Path, models: dict[
     return out_models
 
 
+def _data_comparison_text(match: dict[str, bool | None]) -> str:
+    """One sentence saying how the job's data compares with the table's training data."""
+    data = {True: "**True**", False: "**False**",
+            None: "not checkable (the table's record predates per-file data checksums; "
+                  "nb360/resources/README.md says how the embedded table's data was checked)"}[match.get("identical_data")]
+    return ("Compared with the data the searched table was built on: same generator settings "
+            f"**{match['same_generator_settings']}**, byte-identical .mat files **{match['identical_files']}**, "
+            f"identical data (the files after the MAT header's free text) {data}.")
+
+
 def _report(out: Path, summary: dict[str, Any]) -> Path:
     from .report import write_report
 
@@ -168,9 +191,7 @@ def _report(out: Path, summary: dict[str, Any]) -> Path:
     ]
     lines += [f"- `{name}`: {info['sha256']}" for name, info in summary["data"]["files"].items()]
     lines += [
-        "", "Compared with the data the searched table was built on: same generator settings "
-        f"**{summary['data_matches_table']['same_generator_settings']}**, byte-identical .mat files "
-        f"**{summary['data_matches_table']['identical_files']}**.", "",
+        "", _data_comparison_text(summary["data_matches_table"]), "",
         "## 2. Tabular search on the embedded table", "",
         f"Table `{tab['table']}`, built by `nb360 table build` itself (provenance: "
         f"{tab['table_provenance'].get('builder')}, {tab['table_provenance'].get('archs_trained')} archs trained, "

@@ -42,7 +42,8 @@ def test_every_step_runs_and_the_report_says_what_was_done(tiny_job) -> None:
         assert section in text
     summary = json.loads((report.parent / "summary.json").read_text())
     # the job regenerated the very files the table was built on
-    assert summary["data_matches_table"] == {"same_generator_settings": True, "identical_files": True}
+    assert summary["data_matches_table"] == {"same_generator_settings": True, "identical_files": True,
+                                             "identical_data": True}
     assert set(summary["evaluate"]) == {"tabular-rea", "e2rnas", "wrn-baseline"}
     assert 0 <= summary["tabular"]["found_arch"] <= 11
     for model in summary["evaluate"].values():
@@ -67,8 +68,7 @@ def test_embedded_table_is_shipped_and_matches_its_data_settings() -> None:
     from nb360.table import Table
 
     path = embedded_table_path()
-    if not path.exists():
-        pytest.skip("the embedded table is not built yet")
+    assert path.exists(), f"{path} is missing: see nb360/resources/README.md for how it is built"
     t = Table.open(path)
     (run,) = t.runs
     assert run.time_kind == "measured" and run.row_sharing == "isomorphism"
@@ -81,3 +81,32 @@ def test_embedded_table_is_shipped_and_matches_its_data_settings() -> None:
 def test_cli_help_explains_the_main_job() -> None:
     out = subprocess.run([sys.executable, "-m", "nb360", "run", "--help"], capture_output=True, text=True).stdout
     assert "main job" in out and "--eval-epochs" in out
+
+
+def _records(file_sha: str, body_sha: str | None) -> dict:
+    files = {"d_train.mat": {"sha256": file_sha, **({"body_sha256": body_sha} if body_sha else {})}}
+    source = {"generator": "g", "seed": 0, "n": {"train": 3}, "resolution": 8, "pipeline": "direct", "files": files}
+    return {"source": source, "files": {"d_train.mat": {"sha256": file_sha}}}
+
+
+@pytest.mark.parametrize(("table_body", "expected"), [("b1", True), ("b2", False), (None, None)])
+def test_compare_data_tells_a_header_only_difference_from_different_data(table_body, expected) -> None:
+    from nb360.main_job import compare_data
+
+    match = compare_data(_records("old-header", table_body), _records("new-header", "b1"))
+    assert match == {"same_generator_settings": True, "identical_files": False, "identical_data": expected}
+
+
+def test_mat_body_hash_ignores_the_header_text_only(tmp_path) -> None:
+    from nb360.data.darcy_generator import MAT_TEXT_BYTES, generate_darcyflow, mat_body_sha256
+
+    gen = generate_darcyflow(tmp_path, n_train=4, n_test=2, resolution=8, seed=1, workers=1, progress=False)
+    body = mat_body_sha256(gen.train)
+    assert gen.record["files"][gen.train.name]["body_sha256"] == body
+    raw = bytearray(gen.train.read_bytes())
+    raw[:MAT_TEXT_BYTES] = b"MATLAB 5.0 MAT-file Platform: posix, Created on: another day".ljust(MAT_TEXT_BYTES)
+    gen.train.write_bytes(bytes(raw))
+    assert mat_body_sha256(gen.train) == body
+    raw[-1] ^= 1  # one bit of data
+    gen.train.write_bytes(bytes(raw))
+    assert mat_body_sha256(gen.train) != body

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import hashlib
 import json
 import multiprocessing
 import os
@@ -250,6 +251,17 @@ def _run_jobs(jobs: list[tuple[int, str, int, int, str]], workers: int, progress
 # MATLAB 5 files open with 116 bytes of free text; scipy writes the creation time there, which would
 # make two generations with the same seed differ. A fixed text keeps the files byte-identical per seed.
 MAT_HEADER_TEXT = b"MATLAB 5.0 MAT-file, written by nb360 data generate darcyflow"
+MAT_TEXT_BYTES = 116
+
+
+def mat_body_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a MATLAB 5 file after its 116-byte free-text header: the data, whatever the header says."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        fh.seek(MAT_TEXT_BYTES)
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def _write_mat_atomically(path: Path, coeff: np.ndarray, sol: np.ndarray) -> None:
@@ -260,7 +272,7 @@ def _write_mat_atomically(path: Path, coeff: np.ndarray, sol: np.ndarray) -> Non
         with open(tmp, "wb") as fh:
             savemat(fh, {"coeff": coeff, "sol": sol}, do_compression=False)
             fh.seek(0)
-            fh.write(MAT_HEADER_TEXT.ljust(116, b" "))
+            fh.write(MAT_HEADER_TEXT.ljust(MAT_TEXT_BYTES, b" "))
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
@@ -352,7 +364,8 @@ def generate_darcyflow(root: str | os.PathLike, *, n_train: int = DEFAULT_N_TRAI
                    "format": "MATLAB 5 .mat (scipy.io.savemat), as the released files read with scipy.io.loadmat"},
         "libraries": {"numpy": np.__version__, "scipy": scipy.__version__},
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "files": {path.name: {"sha256": _sha256(path), "size": path.stat().st_size, "split": split,
+        "files": {path.name: {"sha256": _sha256(path), "body_sha256": mat_body_sha256(path),
+                              "size": path.stat().st_size, "split": split,
                               "shape": [n_train if split == "train" else n_test, resolution, resolution]}
                   for split, path in paths.items()},
     }
