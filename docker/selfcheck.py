@@ -96,6 +96,42 @@ def check_ops_gpu(require_gpu: bool) -> str:
     return f"mixed_sum on {torch.cuda.get_device_name(0)} matches the CPU kernel"
 
 
+def check_cell_node_gpu(require_gpu: bool) -> str:
+    """With a visible GPU, the fused cell_node CUDA kernel matches its plain-PyTorch reference, values and gradients."""
+    import torch
+
+    from nb360.ops import cell_node, cell_node_reference
+
+    if not torch.cuda.is_available():
+        if require_gpu:
+            raise AssertionError("no CUDA GPU is visible (run the container with --gpus all)")
+        return "no GPU visible: fused cell kernel not run"
+    gen = torch.Generator().manual_seed(0)
+    k, shape = 3, (4, 8, 9, 9)  # SYNTHETIC operands: k source nodes and their 2k conv outputs
+    xs = [torch.randn(shape, generator=gen).cuda() for _ in range(k)]
+    ys = [torch.randn(shape, generator=gen).cuda() for _ in range(2 * k)]
+    weights = torch.softmax(torch.randn(k, 5, generator=gen), -1).cuda().requires_grad_(True)
+    fused, reference = cell_node(xs, ys, weights)[0], cell_node_reference(xs, ys, weights)[0]
+    torch.testing.assert_close(fused, reference, rtol=1e-4, atol=1e-5)
+    grad = torch.randn_like(reference)
+    (g_fused,) = torch.autograd.grad(fused, weights, grad)
+    (g_reference,) = torch.autograd.grad(reference, weights, grad)
+    torch.testing.assert_close(g_fused, g_reference, rtol=1e-4, atol=1e-4)
+    return f"cell_node on {torch.cuda.get_device_name(0)} matches the reference (values, weight gradients)"
+
+
+def check_embedded_table() -> str:
+    """The table shipped inside nb360 opens and answers (what `nb360 run` searches)."""
+    from nb360.table import Table
+    from nb360.table.embedded import embedded_table_path
+
+    table = Table.open(embedded_table_path())
+    (run,) = table.runs
+    index, value = table.best("ori-test-rel_l2", hp=run.hp, mode="min")
+    assert len(table.archs()) == 15625 and math.isfinite(value) and 0.0 < value < 1.0, (index, value)
+    return f"embedded {run.task} table (hp {run.hp}): best ori-test-rel_l2 {value:.4f} at arch {index}"
+
+
 def check_table(data: Path) -> str:
     """`nb360 table import` converts the real NATS-Bench fixture and `nb360 table query` reads it back."""
     if not (data / "meta.pickle.pbz2").is_file():
@@ -132,7 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         ("build", lambda: check_build(info, args.expect_cuda, args.expect_archs)),
         ("ops-cpu", check_ops_cpu),
         ("ops-gpu", lambda: check_ops_gpu(args.require_gpu)),
+        ("cell-gpu", lambda: check_cell_node_gpu(args.require_gpu)),
         ("table", lambda: check_table(args.data)),
+        ("embedded", check_embedded_table),
     ]
     failed = 0
     for name, check in checks:

@@ -324,3 +324,4 @@ def test_cpu_image_recipe_runs_outside_docker(tmp_path: Path) -> None:
                            capture_output=True, text=True, env=env, cwd=tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "self-check passed" in check.stdout and "x-valid-accuracy" in check.stdout
+    assert "embedded darcyflow table" in check.stdout  # the table shipped in the wheel answers
