@@ -77,15 +77,22 @@ def check_ops_cpu() -> str:
     return "mixed_sum on CPU = 0*1 + 1*2 + 2*3"
 
 
+def gpu_visible(require_gpu: bool) -> bool:
+    """Whether a CUDA GPU is visible; its absence is an error only when a GPU is required."""
+    import torch
+
+    if not torch.cuda.is_available() and require_gpu:
+        raise AssertionError("no CUDA GPU is visible (run the container with --gpus all)")
+    return torch.cuda.is_available()
+
+
 def check_ops_gpu(require_gpu: bool) -> str:
     """With a visible GPU, the CUDA kernel agrees with the CPU kernel; without one, fail only when a GPU is required."""
     import torch
 
     import nb360.ops
 
-    if not torch.cuda.is_available():
-        if require_gpu:
-            raise AssertionError("no CUDA GPU is visible (run the container with --gpus all)")
+    if not gpu_visible(require_gpu):
         return "no GPU visible: CUDA kernels not run"
     gen = torch.Generator().manual_seed(0)
     xs = [torch.randn(64, 32, generator=gen) for _ in range(5)]
@@ -102,9 +109,7 @@ def check_cell_node_gpu(require_gpu: bool) -> str:
 
     from nb360.ops import cell_node, cell_node_reference
 
-    if not torch.cuda.is_available():
-        if require_gpu:
-            raise AssertionError("no CUDA GPU is visible (run the container with --gpus all)")
+    if not gpu_visible(require_gpu):
         return "no GPU visible: fused cell kernel not run"
     gen = torch.Generator().manual_seed(0)
     k, shape = 3, (4, 8, 9, 9)  # SYNTHETIC operands: k source nodes and their 2k conv outputs
