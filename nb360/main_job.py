@@ -30,7 +30,7 @@ TASK = "darcyflow"
 
 @dataclass
 class MainJobConfig:
-    """Settings of the main job (defaults: a few minutes on 2 CPU cores)."""
+    """Settings of the main job (defaults: about 1.5 minutes on 2 CPU cores)."""
 
     out: str = "runs/main"
     data_root: str | None = None  # default: <out>/data

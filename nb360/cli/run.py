@@ -15,8 +15,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="The main job, needing no download: generate a small Darcy Flow set, run tabular search (REA "
                     "vs random search) on the precomputed table shipped with nb360, run a short E2RNAS search on the "
                     "task, retrain the architectures found against the dense WRN baseline, and write REPORT.md.\n\n"
-                    "With no options it takes a few minutes on 2 CPU cores. Rerunning the same command continues an "
-                    "interrupted job. Scale it up with --eval-epochs 0 (the task card's full protocol), more "
+                    "With no options it takes about a minute and a half on 2 CPU cores. Rerunning the same command "
+                    "continues an interrupted job. Scale it up with --eval-epochs 0 (the task card's full protocol), more "
                     "--eval-seeds, --search-epochs, --search-channels/--search-cells and --device cuda.")
     parser.add_argument("--out", default="runs/main", help="run directory (default runs/main)")
     parser.add_argument("--data-root", help="Darcy Flow data directory (default OUT/data; generated when missing)")
