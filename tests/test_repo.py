@@ -28,3 +28,12 @@ def test_ci_runs_the_readme_commands_verbatim() -> None:
 def test_ci_fails_when_no_test_ran() -> None:
     ci = (ROOT / ".ci" / "run").read_text()
     assert '"$rc" -eq 5' in ci and "exit 1" in ci
+
+
+def test_gpu_check_script_parses_and_runs_the_gpu_tests() -> None:
+    import subprocess
+
+    script = ROOT / "benchmarks" / "gpu_check.sh"
+    assert subprocess.run(["bash", "-n", str(script)], capture_output=True).returncode == 0
+    text = script.read_text()
+    assert "NB360_CUDA=ON" in text and "-m gpu" in text and "--device cuda" in text

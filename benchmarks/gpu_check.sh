@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Every GPU-only check of nb360 in one command, for a machine with an NVIDIA GPU, nvcc and a CUDA build
+# of torch (a GPU workstation, or a development session's device machine, where one call should do it
+# all): build nb360 with its CUDA ops (NB360_CUDA=ON: fail loudly rather than fall back to CPU), run
+# the `gpu`-marked tests, the CUDA supernet benchmark and the image self-check on the GPU.
+#
+#   bash benchmarks/gpu_check.sh            # logs in ./gpu-check/ (or in $OUT when set)
+#
+# Dependencies must already be installed (it installs nb360 with --no-deps, so it works offline).
+# Record the benchmark figures in benchmarks/RESULTS.md with the machine and date.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-gpu-check}"
+mkdir -p "$out"
+py="${PYTHON:-python3}"
+failed=0
+
+step() {  # step NAME COMMAND...: run, log to $out/NAME.log, remember a failure, go on
+  local name="$1"; shift
+  echo "== $name: $*"
+  if "$@" > "$out/$name.log" 2>&1; then
+    echo "   ok ($out/$name.log)"
+  else
+    echo "   FAILED (exit $?), last lines of $out/$name.log:"; tail -n 40 "$out/$name.log"; failed=1
+  fi
+}
+
+step nvidia-smi nvidia-smi
+step build env NB360_CUDA=ON "$py" -m pip install --no-build-isolation --no-deps -v -e .
+if [ "$failed" -ne 0 ]; then
+  echo "gpu_check: the CUDA build failed; nothing else was run" >&2
+  exit 1
+fi
+step info "$py" -m nb360 info
+cat "$out/info.log"
+step gpu-tests "$py" -m pytest -q -m gpu -rs -p no:cacheprovider tests/
+tail -n 3 "$out/gpu-tests.log"
+step selfcheck "$py" docker/selfcheck.py --require-gpu --data tests/fixtures/nats-tss-v1_0-3ffb9-simple
+step supernet-bench "$py" benchmarks/supernet_bench.py --device cuda
+cat "$out/supernet-bench.log"
+[ "$failed" -eq 0 ] && echo "gpu_check: every step passed" || echo "gpu_check: some step FAILED (see above)"
+exit "$failed"
