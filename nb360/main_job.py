@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from . import __version__
-from .errors import DataError
+from .errors import DataError, InputError
 from .table.embedded import EMBEDDED_DATA, embedded_table_path
 
 TASK = "darcyflow"
@@ -230,6 +230,19 @@ def _report(out: Path, summary: dict[str, Any]) -> Path:
     return path
 
 
+def _refuse_other_options(path: Path, cfg: MainJobConfig) -> None:
+    """A run directory resumes only the job it holds: other options would mix two jobs' results."""
+    if not path.exists():
+        return
+    old = json.loads(path.read_text())
+    new = json.loads(json.dumps(asdict(cfg), default=str))  # tuples become lists, as in the saved file
+    differ = sorted(k for k in new if k != "out" and old.get(k) != new[k])
+    if differ:
+        listed = ", ".join(f"{k} {old.get(k)!r} -> {new[k]!r}" for k in differ)
+        raise InputError(f"{path.parent} holds a main job run with other options ({listed}): rerun with the same "
+                         "options to resume it, or pass a new --out")
+
+
 def run_main_job(cfg: MainJobConfig, say: Progress = print) -> Path:
     """Run every step (resuming what is done) and return the path of REPORT.md."""
     out = Path(cfg.out)
@@ -239,6 +252,7 @@ def run_main_job(cfg: MainJobConfig, say: Progress = print) -> Path:
         raise DataError(f"table {table_path} not found: pass --table PATH (an nb360 table, e.g. from "
                         "`nb360 table import` or `nb360 table build`)")
     data_root = Path(cfg.data_root) if cfg.data_root else out / "data"
+    _refuse_other_options(out / "config.json", cfg)
     _write_json(out / "config.json", {**asdict(cfg), "nb360_version": __version__})
     summary: dict[str, Any] = {"data": _step_data(cfg, data_root, say)}
     from .table import Table

@@ -59,6 +59,16 @@ def test_rerun_resumes_instead_of_redoing(tiny_job) -> None:
     assert messages[0].startswith("[1/5] data: reusing")
 
 
+def test_rerun_with_other_options_is_refused_not_mixed(tiny_job) -> None:
+    import dataclasses
+
+    from nb360.errors import InputError
+
+    cfg, _, _ = tiny_job
+    with pytest.raises(InputError, match=r"other options \(repeats 4 -> 5\).*new --out"):
+        run_main_job(dataclasses.replace(cfg, repeats=5), say=lambda m: None)
+
+
 def test_missing_table_is_a_clear_error(tmp_path) -> None:
     with pytest.raises(DataError, match="not found: pass --table"):
         run_main_job(MainJobConfig(out=str(tmp_path), table=str(tmp_path / "none.h5")), say=lambda m: None)
