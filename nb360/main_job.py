@@ -23,7 +23,7 @@ import numpy as np
 
 from . import __version__
 from .errors import DataError, InputError
-from .table.embedded import EMBEDDED_DATA, embedded_table_path
+from .table.embedded import EMBEDDED_DATA, EMBEDDED_DATA_BODY_SHA256, embedded_table_path
 
 TASK = "darcyflow"
 
@@ -79,12 +79,14 @@ def _step_data(cfg: MainJobConfig, root: Path, say: Progress) -> dict[str, Any]:
 _SETTINGS = ("generator", "seed", "n", "resolution", "pipeline")
 
 
-def compare_data(table_data: dict[str, Any], job_data: dict[str, Any]) -> dict[str, bool | None]:
+def compare_data(table_data: dict[str, Any], job_data: dict[str, Any],
+                 known_bodies: dict[str, str] | None = None) -> dict[str, bool | None]:
     """Whether the job's generated data equals the data the table was built on.
 
     Three answers: the generator settings, the .mat files byte for byte, and their data (the bytes after
     the MAT header's free text, which older nb360 versions filled with the creation time). None: the
-    table's record does not carry what the comparison needs.
+    table's record does not carry what the comparison needs. `known_bodies` supplies body checksums the
+    record lacks (the embedded table's, from nb360.table.embedded).
     """
     source = table_data.get("source") or {}
     same_settings = bool(source) and all(source.get(k) == job_data["source"].get(k) for k in _SETTINGS)
@@ -93,7 +95,8 @@ def compare_data(table_data: dict[str, Any], job_data: dict[str, Any]) -> dict[s
     same_files = bool(mats) and all(table_files.get(k, {}).get("sha256") == job_data["files"][k]["sha256"]
                                     for k in mats)
     job_bodies = {k: v.get("body_sha256") for k, v in (job_data["source"].get("files") or {}).items()}
-    table_bodies = {k: v.get("body_sha256") for k, v in (source.get("files") or {}).items()}
+    table_bodies = {**(known_bodies or {}),
+                    **{k: v["body_sha256"] for k, v in (source.get("files") or {}).items() if v.get("body_sha256")}}
     if same_files:
         same_data: bool | None = True
     elif mats and all(table_bodies.get(k) and job_bodies.get(k) for k in mats):
@@ -165,14 +168,14 @@ def _step_evaluate(cfg: MainJobConfig, data_root: Path, out: Path, models: dict[
     return out_models
 
 
-def _data_comparison_text(match: dict[str, bool | None]) -> str:
+def _data_comparison_text(match: dict[str, bool | None], body_checksums: str) -> str:
     """One sentence saying how the job's data compares with the table's training data."""
     data = {True: "**True**", False: "**False**",
-            None: "not checkable (the table's record predates per-file data checksums; "
-                  "nb360/resources/README.md says how the embedded table's data was checked)"}[match.get("identical_data")]
+            None: "not checkable (the table's record predates per-file data checksums)"}[match.get("identical_data")]
     return ("Compared with the data the searched table was built on: same generator settings "
             f"**{match['same_generator_settings']}**, byte-identical .mat files **{match['identical_files']}**, "
-            f"identical data (the files after the MAT header's free text) {data}.")
+            f"identical data (the files after the MAT header's free text; the table's checksums from "
+            f"{body_checksums}) {data}.")
 
 
 def _report(out: Path, summary: dict[str, Any]) -> Path:
@@ -191,7 +194,7 @@ def _report(out: Path, summary: dict[str, Any]) -> Path:
     ]
     lines += [f"- `{name}`: {info['sha256']}" for name, info in summary["data"]["files"].items()]
     lines += [
-        "", _data_comparison_text(summary["data_matches_table"]), "",
+        "", _data_comparison_text(summary["data_matches_table"], summary["data_body_checksums"]), "",
         "## 2. Tabular search on the embedded table", "",
         f"Table `{tab['table']}`, built by `nb360 table build` itself (provenance: "
         f"{tab['table_provenance'].get('builder')}, {tab['table_provenance'].get('archs_trained')} archs trained, "
@@ -257,8 +260,11 @@ def run_main_job(cfg: MainJobConfig, say: Progress = print) -> Path:
     summary: dict[str, Any] = {"data": _step_data(cfg, data_root, say)}
     from .table import Table
 
-    summary["data_matches_table"] = compare_data(Table.open(table_path).runs[0].protocol.get("data", {}),
-                                                 summary["data"])
+    is_embedded = table_path.resolve() == embedded_table_path()
+    table_data = Table.open(table_path).runs[0].protocol.get("data", {})
+    summary["data_matches_table"] = compare_data(table_data, summary["data"],
+                                                 EMBEDDED_DATA_BODY_SHA256 if is_embedded else None)
+    summary["data_body_checksums"] = "nb360/table/embedded.py" if is_embedded else "the table's record"
     summary["tabular"] = _step_tabular(cfg, table_path, out, say)
     summary["e2rnas"] = _step_e2rnas(cfg, data_root, out, say)
     models = {

@@ -120,3 +120,15 @@ def test_mat_body_hash_ignores_the_header_text_only(tmp_path) -> None:
     raw[-1] ^= 1  # one bit of data
     gen.train.write_bytes(bytes(raw))
     assert mat_body_sha256(gen.train) != body
+
+
+def test_regenerated_embedded_data_is_the_data_the_embedded_table_was_trained_on(tmp_path) -> None:
+    """The generator is deterministic across machines and versions: a change of numpy/scipy that moved
+    the generated values would make `nb360 run` retrain on other data than the table's, and fails here."""
+    from nb360.data.darcy_generator import generate_darcyflow, mat_body_sha256
+    from nb360.table.embedded import EMBEDDED_DATA_BODY_SHA256
+
+    d = EMBEDDED_DATA
+    gen = generate_darcyflow(tmp_path, n_train=d["n_train"], n_test=d["n_test"], resolution=d["resolution"],
+                             seed=d["seed"], progress=False)
+    assert {p.name: mat_body_sha256(p) for p in (gen.train, gen.test)} == EMBEDDED_DATA_BODY_SHA256
