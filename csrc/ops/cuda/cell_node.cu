@@ -26,6 +26,7 @@ kern::DType kernel_dtype(at::ScalarType t) {
     case at::kBFloat16: return kern::DType::kBFloat16;
     default: TORCH_CHECK(false, "cell_node: unsupported dtype ", t, " on CUDA (float32/64, float16, bfloat16)");
   }
+  return kern::DType::kFloat32;  // not reached: TORCH_CHECK throws
 }
 
 // The kernels' accumulation type: double for float64 activations, float otherwise (= the stats dtype).
@@ -73,6 +74,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> cell_node_cuda(
     const std::optional<at::Tensor>& running_var, bool batch_stats, double eps) {
   const auto s = check_cell_node_args("cell_node", inputs, convs, weights, bn_weight, bn_bias, running_mean,
                                       running_var, batch_stats);
+  TORCH_CHECK(!batch_stats || s.branches * s.C <= kern::kMaxStatRows, "cell_node on CUDA: batch statistics of ",
+              s.branches, " branches x ", s.C, " channels exceed the kernels' ", kern::kMaxStatRows,
+              " rows; use the reference path (fused=False) for so many channels");
   const c10::cuda::CUDAGuard guard(inputs[0].device());
   const auto dtype = inputs[0].scalar_type();
   const auto acc = acc_dtype(dtype);
@@ -108,6 +112,8 @@ cell_node_backward_cuda(const at::Tensor& grad, at::TensorList inputs, at::Tenso
                   grad.device() == inputs[0].device(),
               "cell_node_backward: grad must match the inputs in shape, dtype and device, got ", grad.sizes(), " ",
               grad.scalar_type(), " on ", grad.device());
+  TORCH_CHECK(s.C <= kern::kMaxStatRows, "cell_node_backward on CUDA: ", s.C, " channels exceed the kernels' ",
+              kern::kMaxStatRows, "; use the reference path (fused=False) for so many channels");
   const c10::cuda::CUDAGuard guard(inputs[0].device());
   const auto dtype = inputs[0].scalar_type();
   const auto acc = acc_dtype(dtype);

@@ -39,6 +39,8 @@ template <> __device__ __forceinline__ __nv_bfloat16 st<__nv_bfloat16>(float v) 
 
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
+// block_sum reduces whole warps of one block launched with exactly kThreads threads.
+static_assert(kThreads % 32 == 0 && kThreads <= 1024, "block_sum needs full warps and a legal block size");
 // Backward per-channel sums: [0] g, [1, 1 + kMaxBranches) g (y_b - mu_b), then g x_e, then gp x_e.
 constexpr int kSumG = 0;
 constexpr int kSumGY = 1;
@@ -50,7 +52,7 @@ constexpr int kOpSkip = 1, kOpConv1x1 = 2, kOpPool = 4;
 // Target number of blocks of the reduction kernels, and the fewest values one block reduces.
 constexpr i64 kTargetBlocks = 1024;
 constexpr i64 kMinPerBlock = 1024;
-constexpr i64 kMaxGridY = 65535;
+constexpr i64 kMaxGridY = kMaxStatRows;
 
 i64 chunks_for(i64 M, i64 rows) {
   const i64 by_rows = (kTargetBlocks + rows - 1) / rows;

@@ -26,6 +26,9 @@ constexpr int kMaxEdges = 4;
 constexpr int kBranchesPerEdge = 2;  // nor_conv_1x1, nor_conv_3x3
 constexpr int kMaxBranches = kMaxEdges * kBranchesPerEdge;
 constexpr int kOps = 5;  // none, skip_connect, nor_conv_1x1, nor_conv_3x3, avg_pool_3x3
+// The reduction kernels put the statistics rows on the CUDA grid's y dimension: 2k * C rows in the
+// forward with batch statistics, C in the backward. Launches beyond it are refused (the glue says so).
+constexpr std::int64_t kMaxStatRows = 65535;
 
 struct Operands {
   int edges;  // k incoming edges; 2k conv branches

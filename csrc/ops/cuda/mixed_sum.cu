@@ -21,6 +21,7 @@ cuda::DType to_kernel_dtype(at::ScalarType t) {
     case at::kBFloat16: return cuda::DType::kBFloat16;
     default: TORCH_CHECK(false, "mixed_sum: unsupported dtype ", t, " on CUDA (float32/64, float16, bfloat16)");
   }
+  return cuda::DType::kFloat32;  // not reached: TORCH_CHECK throws
 }
 
 cuda::MixedInputs pack(const std::vector<at::Tensor>& xs) {
@@ -54,9 +55,11 @@ at::Tensor mixed_sum_cuda(at::TensorList inputs, const at::Tensor& weights) {
 
 at::Tensor mixed_sum_backward_cuda(const at::Tensor& grad, at::TensorList inputs, const at::Tensor& weights) {
   check_mixed_sum_args(inputs, weights, "mixed_sum_backward");
-  TORCH_CHECK(grad.sizes() == inputs[0].sizes() && grad.scalar_type() == inputs[0].scalar_type(),
-              "mixed_sum_backward: grad must match the inputs in shape and dtype");
-  const c10::cuda::CUDAGuard guard(grad.device());
+  TORCH_CHECK(grad.sizes() == inputs[0].sizes() && grad.scalar_type() == inputs[0].scalar_type() &&
+                  grad.device() == inputs[0].device(),
+              "mixed_sum_backward: grad must match the inputs in shape, dtype and device, got ", grad.sizes(), " ",
+              grad.scalar_type(), " on ", grad.device());
+  const c10::cuda::CUDAGuard guard(inputs[0].device());
   const auto xs = contiguous_all(inputs);
   const auto g = grad.contiguous();
   const int64_t k = static_cast<int64_t>(xs.size());
