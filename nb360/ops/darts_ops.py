@@ -29,6 +29,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..space.darts import PRIMITIVES
+from .cells import Identity  # skip_connect at stride 1, shared with the NB201 ops
 
 __all__ = ["OPS", "DilConv", "FactorizedReduce", "Identity", "ReLUConvBN", "SepConv", "Zero", "drop_path", "make_op",
            "pooling"]
@@ -105,14 +106,6 @@ class SepConv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Apply the operation."""
         return self.op(x)
-
-
-class Identity(nn.Module):
-    """skip_connect at stride 1."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """Return x unchanged."""
-        return x
 
 
 class Zero(nn.Module):

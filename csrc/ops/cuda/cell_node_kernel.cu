@@ -178,17 +178,24 @@ __global__ void forward_finalize_kernel(Operands ops, Params params, i64 chunks,
   coef_b[c] = static_cast<A>(bias);
 }
 
-template <typename T, typename I>
-__global__ void forward_elementwise_kernel(Operands ops, Params params, const typename Acc<T>::type* coef_a,
-                                           const typename Acc<T>::type* coef_b, T* out) {
-  using A = typename Acc<T>::type;
+// Each edge's skip_connect and avg_pool_3x3 weights (zero past the node's edges), for the elementwise kernels.
+template <typename A>
+__device__ __forceinline__ void edge_weights(const Operands& ops, const Params& params, A (&w_skip)[kMaxEdges],
+                                             A (&w_pool)[kMaxEdges]) {
   const A* w = static_cast<const A*>(params.weights);
-  A w_skip[kMaxEdges], w_pool[kMaxEdges];
 #pragma unroll
   for (int e = 0; e < kMaxEdges; ++e) {
     w_skip[e] = e < ops.edges ? w[e * kOps + kOpSkip] : A(0);
     w_pool[e] = e < ops.edges ? w[e * kOps + kOpPool] : A(0);
   }
+}
+
+template <typename T, typename I>
+__global__ void forward_elementwise_kernel(Operands ops, Params params, const typename Acc<T>::type* coef_a,
+                                           const typename Acc<T>::type* coef_b, T* out) {
+  using A = typename Acc<T>::type;
+  A w_skip[kMaxEdges], w_pool[kMaxEdges];
+  edge_weights(ops, params, w_skip, w_pool);
   const I H = static_cast<I>(ops.H), W = static_cast<I>(ops.W), HW = H * W, C = static_cast<I>(ops.C);
   const I total = static_cast<I>(ops.N) * C * HW;
   const I stride = static_cast<I>(gridDim.x) * blockDim.x;
@@ -348,13 +355,8 @@ template <typename T, typename I>
 __global__ void backward_elementwise_kernel(Operands ops, Params params, const T* grad,
                                             const typename Acc<T>::type* coef, Gradients grads) {
   using A = typename Acc<T>::type;
-  const A* w = static_cast<const A*>(params.weights);
   A w_skip[kMaxEdges], w_pool[kMaxEdges];
-#pragma unroll
-  for (int e = 0; e < kMaxEdges; ++e) {
-    w_skip[e] = e < ops.edges ? w[e * kOps + kOpSkip] : A(0);
-    w_pool[e] = e < ops.edges ? w[e * kOps + kOpPool] : A(0);
-  }
+  edge_weights(ops, params, w_skip, w_pool);
   const I H = static_cast<I>(ops.H), W = static_cast<I>(ops.W), HW = H * W, C = static_cast<I>(ops.C);
   const int branches = ops.edges * kBranchesPerEdge;
   const I nbc = static_cast<I>(branches) * C;
