@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..ops.cells import conv_bn_stem
 from ..ops.darts_ops import FactorizedReduce, Identity, ReLUConvBN, drop_path, make_op
 from ..space import darts
 from .dense import WindowedInference, topology_layout
@@ -141,10 +142,8 @@ class DartsNetwork(WindowedInference, nn.Module):
         self.topology, self.dim, self.dense = topology, dim, dense
         self.C, self.layers, self.in_channels, self.num_outputs = C, layers, in_channels, num_outputs
         self.auxiliary, self.drop_path_prob = auxiliary, float(drop_path_prob)
-        conv = nn.Conv2d if dim == 2 else nn.Conv1d
-        bn = nn.BatchNorm2d if dim == 2 else nn.BatchNorm1d
         C_stem = STEM_MULTIPLIER * C
-        self.stem = nn.Sequential(conv(in_channels, C_stem, 3, padding=1, bias=False), bn(C_stem))
+        self.stem = conv_bn_stem(in_channels, C_stem, dim)
         self.cells = nn.ModuleList()
         C_prev_prev, C_prev = C_stem, C_stem
         self.aux_position = 2 * layers // 3

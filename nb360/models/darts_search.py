@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..ops.cells import conv_bn_stem
 from ..ops.darts_ops import FactorizedReduce, ReLUConvBN, make_op
 from ..space import darts
 from .darts_eval import STEM_MULTIPLIER, DartsNetwork, cell_plan
@@ -171,10 +172,8 @@ class DartsSupernet(WindowedInference, nn.Module):
         self.topology, self.dim, self.dense = topology, dim, dense
         self.C, self.layers, self.in_channels, self.num_outputs = C, layers, in_channels, num_outputs
         self.partial_channels, self.uses_edge_weights = partial_channels, edge_weights
-        conv = nn.Conv2d if dim == 2 else nn.Conv1d
-        bn = nn.BatchNorm2d if dim == 2 else nn.BatchNorm1d
         C_stem = STEM_MULTIPLIER * C
-        self.stem = nn.Sequential(conv(in_channels, C_stem, 3, padding=1, bias=False), bn(C_stem))
+        self.stem = conv_bn_stem(in_channels, C_stem, dim)
         self.cells = nn.ModuleList()
         C_prev_prev, C_prev = C_stem, C_stem
         for mult, reduction, reduction_prev in cell_plan(layers, dense):

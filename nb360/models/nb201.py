@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError
-from ..ops.cells import ResNetBasicblock, batchnorm_cls, conv_cls, make_op
+from ..ops.cells import ResNetBasicblock, batchnorm_cls, conv_bn_stem, make_op
 from ..space import nb201
 from .dense import WindowedInference, topology_layout
 
@@ -83,8 +83,7 @@ class TinyNetwork(WindowedInference, nn.Module):
         self.arch = nb201.to_str(arch)
         self.topology, self.dim, self.dense = topology, dim, dense
         self.C, self.N, self.in_channels, self.num_outputs = C, N, in_channels, num_outputs
-        self.stem = nn.Sequential(conv_cls(dim)(in_channels, C, kernel_size=3, padding=1, bias=False),
-                                  batchnorm_cls(dim)(C))
+        self.stem = conv_bn_stem(in_channels, C, dim)
         self.cells = nn.ModuleList()
         C_prev = C
         for C_curr, reduction in stage_plan(C, N, dense):

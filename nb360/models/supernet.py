@@ -27,7 +27,7 @@ from torch import nn
 from ..errors import BuildError, InputError
 from ..ops import mixed_sum
 from ..ops.cell_node import fused_kernels_available
-from ..ops.cells import ResNetBasicblock, batchnorm_cls, conv_cls, make_op
+from ..ops.cells import ResNetBasicblock, batchnorm_cls, conv_bn_stem, make_op
 from ..space import nb201
 from .dense import WindowedInference, topology_layout
 from .fused_cell import ConvGrouping, build_plan, fusable, fused_cell_forward, resolve_grouping
@@ -110,8 +110,7 @@ class Supernet(WindowedInference, nn.Module):
         self.topology, self.dim, self.dense = topology, dim, dense
         self.C, self.N, self.in_channels, self.num_outputs = C, N, in_channels, num_outputs
         self.affine, self.track_running_stats = affine, track_running_stats
-        self.stem = nn.Sequential(conv_cls(dim)(in_channels, C, kernel_size=3, padding=1, bias=False),
-                                  batchnorm_cls(dim)(C))
+        self.stem = conv_bn_stem(in_channels, C, dim)
         self.cells = nn.ModuleList()
         C_prev = C
         for C_curr, reduction in stage_plan(C, N, dense):

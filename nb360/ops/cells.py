@@ -63,6 +63,11 @@ def batchnorm_cls(dim: int) -> type[nn.Module]:
     return nn.BatchNorm2d if check_dim(dim) == 2 else nn.BatchNorm1d
 
 
+def conv_bn_stem(in_channels: int, C: int, dim: int) -> nn.Sequential:
+    """The stem of the cell networks (NB201 and DARTS): 3x3 conv without bias, then BN."""
+    return nn.Sequential(conv_cls(dim)(in_channels, C, kernel_size=3, padding=1, bias=False), batchnorm_cls(dim)(C))
+
+
 def avgpool_cls(dim: int) -> type[nn.Module]:
     """nn.AvgPool2d or nn.AvgPool1d."""
     return nn.AvgPool2d if check_dim(dim) == 2 else nn.AvgPool1d
