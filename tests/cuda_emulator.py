@@ -40,12 +40,20 @@ def compiler() -> str | None:
     return shutil.which("g++") or shutil.which("c++")
 
 
-def build(out_dir: Path) -> ctypes.CDLL:
-    """Compile the kernel sources, the self-test kernels and the C harness into one emulated library."""
+def build(out_dir: Path, mutation: tuple[str, str, str] | None = None) -> ctypes.CDLL:
+    """Compile the kernel sources, the self-test kernels and the C harness into one emulated library.
+
+    mutation = (source file name, text, replacement) plants a bug in one kernel source first (the text
+    must occur exactly once), for tests that show the emulated tests catch such bugs.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     units = [EMULATION_DIR / "harness.cpp"]
     for source in [*KERNEL_SOURCES, SELFTEST_SOURCE]:
         text = source.read_text()
+        if mutation is not None and mutation[0] == source.name:
+            if text.count(mutation[1]) != 1:
+                raise ValueError(f"mutation text occurs {text.count(mutation[1])} times in {source.name}")
+            text = text.replace(mutation[1], mutation[2])
         rewritten, count = rewrite_launches(text)
         if count != text.count("<<<"):
             raise RuntimeError(f"{source.name}: rewrote {count} of {text.count('<<<')} kernel launches")

@@ -205,6 +205,53 @@ def test_mixed_sum_matches_the_cpu_op(emulated, dtype) -> None:
                                torch.ops.nb360.mixed_sum_backward(gb, big, wb), **tol)
 
 
+# ------------------------------------------------------------ planted bugs are caught
+
+# Each replaces one line of a kernel with a plausible mistake.
+MUTATIONS = {
+    "pool-divisor-ignores-borders": ("cell_node_kernel.cu", "acc += pooled / static_cast<A>((h1 - h0 + 1) * (x1 - x0 + 1));",
+                                     "acc += pooled / static_cast<A>(9);"),
+    "stats-ignore-batch-stride": ("cell_node_kernel.cu", "ld(y + static_cast<i64>(n) * bs + (i - n * hw)) - shift;",
+                                  "ld(y + static_cast<i64>(n) * ops.C * HW + (i - n * hw)) - shift;"),
+    "block-sum-without-barrier": ("cell_node_kernel.cu", "  __syncthreads();\n  if (warp == 0) {", "  if (warp == 0) {"),
+    "first-chunk-only": ("cell_node_kernel.cu", "for (i64 j = 0; j < chunks; ++j)\n    for (int a = 0;",
+                         "for (i64 j = 0; j < 1; ++j)\n    for (int a = 0;"),
+    "mixed-sum-tree-without-barrier": ("mixed_sum_kernel.cu", "    }\n    __syncthreads();\n  }", "    }\n  }"),
+}
+
+
+def agrees_with_cpu(kernels: EmulatedKernels) -> bool:
+    """A compact version of the checks above: True when every emulated result matches the CPU kernels."""
+    try:
+        for k, shape in [(2, (4, 2, 40, 40)), (3, (2, 3, 5, 6))]:
+            xs, ys, w, gamma, beta, running = sample(k, shape, torch.float64, affine=True, seed=5)
+            ys = as_merged_conv_slices(ys)
+            grad = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
+            want = forward_and_backward(CpuKernels, xs, ys, w, gamma, beta, running, True, grad)
+            for order in (ASCENDING, DESCENDING):
+                got = forward_and_backward(Emulated(kernels, order), xs, ys, w, gamma, beta, running, True, grad)
+                for g, r in zip(got, want):
+                    torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10)
+        xs = [torch.randn(300_000, dtype=torch.float64, generator=torch.Generator().manual_seed(i)) for i in range(3)]
+        w = torch.tensor([0.2, 0.5, 0.3], dtype=torch.float64)
+        g = torch.randn(300_000, dtype=torch.float64, generator=torch.Generator().manual_seed(7))
+        torch.testing.assert_close(kernels.mixed_sum_backward(g, xs, w), torch.ops.nb360.mixed_sum_backward(g, xs, w),
+                                   rtol=1e-12, atol=1e-12)
+    except (AssertionError, RuntimeError):
+        return False
+    return True
+
+
+def test_the_compact_check_passes_on_the_real_kernels(emulated) -> None:
+    assert agrees_with_cpu(emulated)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", list(MUTATIONS))
+def test_a_planted_kernel_bug_is_caught(name, tmp_path) -> None:
+    assert not agrees_with_cpu(EmulatedKernels(cuda_emulator.build(tmp_path, MUTATIONS[name]))), name
+
+
 # ------------------------------------------------------------ the emulator itself can fail
 
 

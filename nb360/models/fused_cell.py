@@ -125,6 +125,11 @@ def _cat_or_none(tensors: list[torch.Tensor | None]) -> torch.Tensor | None:
 def _engine_needs(t: torch.Tensor) -> bool:
     """Inside backward: whether this backward pass propagates into t (False for weights when only α's
     gradient is asked for, as in an architecture step), so their conv gradients can be skipped."""
+    if torch.compiler.is_compiling():
+        # Dynamo traces this backward ahead of any engine run, and asking the engine would break the
+        # graph at every cell (29 graphs instead of one); a compiled backward fixes at trace time
+        # which gradients it computes, so there is nothing to skip at run time anyway.
+        return True
     try:
         return bool(torch._C._will_engine_execute_node(torch.autograd.graph.get_gradient_edge(t).node))
     except (RuntimeError, AttributeError):  # not inside an engine run (e.g. traced by torch.compile)
