@@ -521,8 +521,31 @@ def _end_session(run: RunDir, manifest: dict[str, Any], status: str) -> None:
 
 
 # ----------------------------------------------------------------------------- results
-def summarize(config: dict[str, Any], per_seed: list[dict[str, Any]], card: TaskCard) -> dict[str, Any]:
+def data_source(datasets: dict[str, Any]) -> dict[str, Any]:
+    """Where the evaluated data came from: the released files, or a generated stand-in (with its settings)."""
+    test = datasets.get("test")
+    source = getattr(test, "source", "released")
+    record = getattr(test, "provenance", None) or {}
+    settings = {k: record[k] for k in ("generator", "seed", "n", "resolution") if k in record}
+    return {"source": source, **({"generator": settings} if source != "released" else {})}
+
+
+def describe_data(data: dict[str, Any]) -> str:
+    """One line on the data's origin: the released files, or a generated stand-in with its settings."""
+    if data["source"] == "released":
+        return "the released benchmark files"
+    g = data.get("generator") or {}
+    n = g.get("n")
+    parts = [f"{n.get('train')} train + {n.get('test')} test" if isinstance(n, dict) else None,
+             f"{g['resolution']}x{g['resolution']}" if "resolution" in g else None,
+             f"seed {g['seed']}" if "seed" in g else None, g.get("generator")]
+    return f"{data['source'].upper()} stand-in ({', '.join(p for p in parts if p)}), not the released data"
+
+
+def summarize(config: dict[str, Any], per_seed: list[dict[str, Any]], card: TaskCard,
+              data: dict[str, Any] | None = None) -> dict[str, Any]:
     """results.json: per-seed figures, mean +- std, and the card's reference results with their source."""
+    data = data or {"source": "released"}
     metric = card.metric.name
     summary: dict[str, Any] = {"std": STD_NOTE, "n": len(per_seed)}
     for key in ("reported", metric):
@@ -534,7 +557,11 @@ def summarize(config: dict[str, Any], per_seed: list[dict[str, Any]], card: Task
     model, protocol = config["model"], config["protocol"]
     baseline = model["kind"] == "backbone" and model["backbone"] in ("wrn", "dense-wrn", "resnet1d") and \
         model.get("options", {}).get("pooling", "original") == "original"
-    if baseline and not protocol["changed"]:
+    if data["source"] != "released":
+        comparable = {"method": None, "variant": None,
+                      "note": f"no reference row is comparable: the data is a {data['source']} stand-in, not the "
+                              "released benchmark data the reference results were measured on"}
+    elif baseline and not protocol["changed"]:
         comparable = {"method": "WRN", "variant": "default",
                       "note": "same backbone and protocol as the card's baseline row"}
     elif model["kind"] == "darts" and protocol.get("name") == "nb360" and not protocol["changed"]:
@@ -554,7 +581,7 @@ def summarize(config: dict[str, Any], per_seed: list[dict[str, Any]], card: Task
         "seeds": [r["seed"] for r in per_seed], "per_seed": per_seed, "summary": summary,
         "reference": {"source": refs["source"], "units": refs["units"], "rows": refs["rows"],
                       "other": refs.get("other", []), "comparable": comparable},
-        "processes": config["processes"], "device_type": config["device_type"],
+        "processes": config["processes"], "device_type": config["device_type"], "data": data,
     }
 
 
@@ -644,7 +671,7 @@ def _evaluate(spec: EvalSpec, card: TaskCard, run: RunDir, device: Any, processe
             per_seed.append(_run_seed(spec, card, run, config, model, datasets, seed, device, main, progress,
                                       manifest, epoch_hook))
             distributed.barrier()
-        results = summarize(config, per_seed, card)
+        results = summarize(config, per_seed, card, data_source(datasets))
         if main:
             write_json(run.results, results)
         status = "finished"

@@ -135,14 +135,19 @@ def _step_tabular(cfg: MainJobConfig, table_path: Path, out: Path, say: Progress
             "found_arch": int(top["arch"]), "found_arch_str": top["arch_str"]}
 
 
-def _step_e2rnas(cfg: MainJobConfig, data_root: Path, out: Path, say: Progress) -> dict[str, Any]:
-    from .search.supernet import run_search
+def _e2rnas_config(cfg: MainJobConfig, data_root: Path) -> Any:
     from .search.supernet.config import default_config
 
+    return default_config("e2rnas", TASK, data_root=str(data_root), seed=cfg.seed, C=cfg.search_channels,
+                          N=cfg.search_cells, epochs=cfg.search_epochs, batch_size=32, objectives=cfg.objectives,
+                          device=cfg.device).validate()
+
+
+def _step_e2rnas(cfg: MainJobConfig, data_root: Path, out: Path, say: Progress) -> dict[str, Any]:
+    from .search.supernet import run_search
+
     run_dir = out / "e2rnas"
-    config = default_config("e2rnas", TASK, data_root=str(data_root), seed=cfg.seed, C=cfg.search_channels,
-                            N=cfg.search_cells, epochs=cfg.search_epochs, batch_size=32, objectives=cfg.objectives,
-                            device=cfg.device)
+    config = _e2rnas_config(cfg, data_root)
     say(f"[3/5] E2RNAS search on {TASK} (objectives {', '.join(cfg.objectives)}; MGDA), {cfg.search_epochs} epochs "
         f"of a C={cfg.search_channels}, N={cfg.search_cells} supernet")
     result = run_search(config, run_dir, resume=(run_dir / "checkpoint.pt").exists())
@@ -246,15 +251,47 @@ def _refuse_other_options(path: Path, cfg: MainJobConfig) -> None:
                          "options to resume it, or pass a new --out")
 
 
-def run_main_job(cfg: MainJobConfig, say: Progress = print) -> Path:
-    """Run every step (resuming what is done) and return the path of REPORT.md."""
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    table_path = Path(cfg.table) if cfg.table else embedded_table_path()
+def validate(cfg: MainJobConfig, table_path: Path, data_root: Path) -> None:
+    """Check every option before any step runs or anything is written (a typo must not cost a run directory)."""
+    from .devices import check_device_name
+
+    check_device_name(cfg.device)
+    if cfg.device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
+    if cfg.repeats < 1:
+        raise InputError(f"--repeats must be at least 1, got {cfg.repeats}")
+    if cfg.budget is not None and not cfg.budget > 0:
+        raise InputError(f"--budget (simulated seconds per repeat) must be positive, got {cfg.budget}")
+    if cfg.eval_epochs is not None and cfg.eval_epochs < 1:
+        raise InputError(f"--eval-epochs must be at least 1 (or 0 for the task card's protocol), got {cfg.eval_epochs}")
+    if cfg.search_channels < 1 or cfg.search_cells < 1 or cfg.search_epochs < 1:
+        raise InputError(f"--search-channels, --search-cells and --search-epochs must be at least 1, got "
+                         f"{cfg.search_channels}, {cfg.search_cells} and {cfg.search_epochs}")
+    if not cfg.eval_seeds:
+        raise InputError("--eval-seeds needs at least one seed")
+    if cfg.eval_channels < 1 or cfg.eval_cells < 1:
+        raise InputError(f"--eval-channels and --eval-cells must be at least 1, got {cfg.eval_channels} and "
+                         f"{cfg.eval_cells}")
     if not table_path.exists():
         raise DataError(f"table {table_path} not found: pass --table PATH (an nb360 table, e.g. from "
                         "`nb360 table import` or `nb360 table build`)")
+    from .search.tabular import TabularProblem
+    from .table import Table
+
+    TabularProblem.from_table(Table.open(table_path))  # a corrupt table or one without the task's metric
+    _e2rnas_config(cfg, data_root)  # objectives, supernet size, epochs
+
+
+def run_main_job(cfg: MainJobConfig, say: Progress = print) -> Path:
+    """Run every step (resuming what is done) and return the path of REPORT.md."""
+    out = Path(cfg.out)
+    table_path = Path(cfg.table) if cfg.table else embedded_table_path()
     data_root = Path(cfg.data_root) if cfg.data_root else out / "data"
+    validate(cfg, table_path, data_root)
+    out.mkdir(parents=True, exist_ok=True)
     _refuse_other_options(out / "config.json", cfg)
     _write_json(out / "config.json", {**asdict(cfg), "nb360_version": __version__})
     summary: dict[str, Any] = {"data": _step_data(cfg, data_root, say)}

@@ -53,6 +53,14 @@ def load_run(path: str | os.PathLike[str]) -> Run:
     if not run.config.exists():
         raise DataError(f"{run.path} is not an nb360 evaluate run directory (no config.json)")
     config = read_json(run.config, "run configuration")
+    if "model" not in config or "task" not in config:
+        search = (run.path / "genotype.json").exists()
+        kind = "a search run (`nb360 search`)" if search else "not an `nb360 evaluate` run"
+        where = (" (its results: genotype.json, summary.json or result.json, and the plots/ folder)" if search
+                 else "")
+        raise DataError(f"{run.path} holds {kind}{where}; `nb360 report` reads run directories written by "
+                        "`nb360 evaluate`: retrain the architecture found with `nb360 evaluate --arch ...` and "
+                        "report that")
     manifest = read_json(run.manifest, "manifest") if run.manifest.exists() else {}
     results = read_json(run.results, "results") if run.results.exists() else None
     logs = {int(seed): read_log(run.log(int(seed))) for seed in config.get("seeds", [])}
@@ -185,6 +193,18 @@ def leaderboard_entries(runs: list[Run]) -> list[dict[str, Any]]:
     return with_value + [e for e in entries if e["value"] is None]
 
 
+def _data_fact(run: Run) -> str:
+    """The data's origin as the run recorded it (runs before nb360 recorded it: from the file names)."""
+    data = (run.results or {}).get("data")
+    if data is None:
+        names = run.manifest.get("data", {}).get("files", {})
+        data = {"source": "generated" if any("generated" in n for n in names) else "released"}
+    from .evaluate import describe_data
+
+    text = describe_data(data)
+    return text if data["source"] == "released" else f"**{text}**"
+
+
 def _run_section(run: Run, index: int, out_dir: Path, plots: bool) -> list[str]:
     config, manifest = run.config, run.manifest
     model = config["model"]
@@ -199,7 +219,8 @@ def _run_section(run: Run, index: int, out_dir: Path, plots: bool) -> list[str]:
         ("device", f"{config['device_type']} ({env.get('device', 'n/a')}), {config['processes']} process(es)"),
         ("nb360", f"{manifest.get('nb360', 'n/a')} at git {str(manifest.get('git_revision') or 'n/a')[:12]}"
                   f"{' (uncommitted changes)' if manifest.get('git_dirty') else ''}; torch {env.get('torch', 'n/a')}"),
-        ("data", f"{len(manifest.get('data', {}).get('files', {}))} files hashed (sha256 in manifest.json)"),
+        ("data", _data_fact(run) + f"; {len(manifest.get('data', {}).get('files', {}))} files hashed "
+                 "(sha256 in manifest.json)"),
         ("directory", f"`{run.path}`"),
     ]
     lines += [f"- **{k}**: {v}" for k, v in facts]

@@ -351,6 +351,7 @@ def test_cli_download_failure_is_one_line(server, tmp_path, monkeypatch, capsys)
     assert main(["data", "download", "sometask", "--root", str(tmp_path), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "HTTP 404" in err and "by hand" in err
+    assert f"`nb360 data verify sometask --root {tmp_path}`" in err  # the task named, not a placeholder
 
 
 def test_cli_unknown_task(tmp_path, capsys) -> None:

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from nb360.build import BuildSpec, build_table
-from nb360.errors import DataError
+from nb360.errors import DataError, InputError
 from nb360.main_job import MainJobConfig, run_main_job
 from nb360.table.embedded import EMBEDDED_DATA, embedded_table_path
 
@@ -132,3 +132,26 @@ def test_regenerated_embedded_data_is_the_data_the_embedded_table_was_trained_on
     gen = generate_darcyflow(tmp_path, n_train=d["n_train"], n_test=d["n_test"], resolution=d["resolution"],
                              seed=d["seed"], progress=False)
     assert {p.name: mat_body_sha256(p) for p in (gen.train, gen.test)} == EMBEDDED_DATA_BODY_SHA256
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"device": "gpu"}, "unknown device 'gpu'"),
+    ({"objectives": ("acc", "foo")}, "objectives must be distinct names"),
+    ({"budget": -3.0}, "--budget .* must be positive"),
+    ({"search_channels": 0}, "--search-channels"),
+    ({"eval_seeds": ()}, "--eval-seeds"),
+])
+def test_bad_options_are_refused_before_anything_runs_or_is_written(tmp_path, change, message) -> None:
+    """A typo must not leave a run directory whose saved options then block the corrected command."""
+    out = tmp_path / "job"
+    with pytest.raises(InputError, match=message):
+        run_main_job(MainJobConfig(out=str(out), **change), say=lambda m: pytest.fail(f"a step ran: {m}"))
+    assert not out.exists()
+
+
+def test_cli_refuses_an_unknown_device_at_parse_time(tmp_path) -> None:
+    from nb360.cli import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--out", str(tmp_path / "job"), "--device", "gpu"])
+    assert exit_info.value.code == 2 and not (tmp_path / "job").exists()

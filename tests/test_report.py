@@ -110,3 +110,28 @@ def test_report_imports_no_torch() -> None:
     code = "import sys, nb360.report; assert 'torch' not in sys.modules, 'torch'"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_a_search_run_directory_is_a_clear_error(tmp_path: Path) -> None:
+    run = tmp_path / "rea-run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"method": "rea", "budget": 100}))
+    (run / "genotype.json").write_text("{}")
+    with pytest.raises(DataError, match=r"holds a search run .* `nb360 evaluate`"):
+        load_run(run)
+
+
+def test_generated_data_is_labelled_and_never_comparable(runs: dict[str, Path]) -> None:
+    from nb360.evaluate import describe_data, summarize
+    from nb360.tasks import get_task
+
+    results = json.loads((runs["a"] / "results.json").read_text())
+    assert results["data"] == {"source": "released"}
+    config = json.loads((runs["a"] / "config.json").read_text())
+    generated = {"source": "generated", "generator": {"generator": "nb360.data.darcy_generator", "seed": 0,
+                                                     "n": {"train": 300, "test": 100}, "resolution": 15}}
+    summary = summarize(config, results["per_seed"], get_task("ninapro"), generated)
+    assert summary["reference"]["comparable"]["method"] is None
+    assert "generated stand-in" in summary["reference"]["comparable"]["note"]
+    assert describe_data(generated) == ("GENERATED stand-in (300 train + 100 test, 15x15, seed 0, "
+                                        "nb360.data.darcy_generator), not the released data")

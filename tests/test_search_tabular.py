@@ -346,3 +346,35 @@ def test_cli_writes_a_run_directory(structured: Table, tmp_path: Path, capsys: p
                  str(out), "--no-progress"]) == 2  # refuses to overwrite
     assert main(["search", "--method", "rea", "--table", structured.path, "--out", str(tmp_path / "x")]) == 2
     assert main(["search", "--method", "rea", "--budget", "5"]) == 2
+
+
+def test_a_budget_far_beyond_the_table_is_refused_with_the_largest_sensible_one() -> None:
+    from nb360.table.embedded import embedded_table_path
+
+    problem = TabularProblem.from_table(embedded_table_path())
+    with pytest.raises(InputError, match=r"queries per repeat .* use a budget up to [\d,]+ s, or bound the search "
+                                         r"with --max-queries"):
+        run("rea", problem, 1e9, repeats=2)
+    assert run("rs", problem, 1e9, repeats=2, max_queries=3).summary()["queries_mean"] == 3  # capped: allowed
+
+
+def test_cli_refuses_options_of_the_other_kind_of_search_and_resuming_a_tabular_run(tmp_path, capsys) -> None:
+    from nb360.cli import main
+    from nb360.table.embedded import embedded_table_path
+
+    table = str(embedded_table_path())
+    assert main(["search", "--method", "rea", "--table", table, "--budget", "50", "--epochs", "3",
+                 "--out", str(tmp_path / "a")]) == 2
+    assert "--epochs only applies to weight-sharing searches, not to rea" in capsys.readouterr().err
+    assert main(["search", "--method", "e2rnas", "--task", "darcyflow", "--table", table, "--out",
+                 str(tmp_path / "b")]) == 2
+    assert "--table only applies to tabular searches" in capsys.readouterr().err
+    run_dir = tmp_path / "c"
+    assert main(["search", "--method", "rs", "--table", table, "--max-queries", "3", "--no-progress", "--no-plots",
+                 "--out", str(run_dir)]) == 0
+    capsys.readouterr()
+    assert main(["search", "--resume", str(run_dir)]) == 2
+    assert "holds a tabular search (rs): only weight-sharing searches resume" in capsys.readouterr().err
+    assert main(["search", "--method", "rs", "--table", table, "--max-queries", "3", "--out", str(run_dir)]) == 2
+    assert "tabular searches take seconds and are not resumed" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

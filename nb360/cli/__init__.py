@@ -52,6 +52,16 @@ def add_common_options(parser: argparse.ArgumentParser) -> None:
                         help="show Python tracebacks for errors")
 
 
+def device_arg(value: str) -> str:
+    """argparse type for --device: cpu, cuda or cuda:N, refused at parse time otherwise."""
+    from ..devices import check_device_name
+
+    try:
+        return check_device_name(value)
+    except Nb360Error as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the nb360 command line; return the exit status."""
     try:

@@ -118,7 +118,7 @@ def run_download(args: argparse.Namespace) -> int:
         hint = " (generate it instead: `nb360 data generate darcyflow`)" if args.name == "darcyflow" else ""
         raise InputError(f"task {args.name!r} lists no files to download{hint}")
     results = download_files(files, args.root, progress=not args.no_progress, timeout=args.timeout,
-                             include_dead=args.include_dead, extract=not args.no_extract)
+                             include_dead=args.include_dead, extract=not args.no_extract, task=args.name)
     for r in results:
         how = "already present" if r.action == "present" else f"downloaded from {r.source}" + (
             " (resumed)" if r.resumed else "")

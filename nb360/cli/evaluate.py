@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import add_common_options
+from . import add_common_options, device_arg
 
 _DESCRIPTION = """\
 Train a model with the task card's retrain protocol (train on train+val, evaluate on test), once per
@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="seeds, one training run each (default 0 1 2)")
     parser.add_argument("--epochs", type=int, metavar="E",
                         help="train E epochs instead of the card's (shortens the protocol; recorded in the results)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu; under torchrun: cuda:LOCAL_RANK)")
+    parser.add_argument("--device", default="cpu", type=device_arg, help="cpu or cuda (default cpu; under torchrun: cuda:LOCAL_RANK)")
     parser.add_argument("--out", metavar="DIR", help="run directory (default runs/evaluate-<task>-<model>-<time>); "
                                                      "an existing one with the same configuration is resumed")
     parser.add_argument("--channels", type=int, metavar="C",
@@ -92,6 +92,8 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 def render(results: dict[str, Any], run_dir: Path) -> str:
     """The results of a run as a plain-text table, with the card's reference results."""
+    from ..evaluate import describe_data
+
     metric = results["metric"]["name"]
     summary = results["summary"]
     protocol = results["protocol"]
@@ -102,7 +104,10 @@ def render(results: dict[str, Any], run_dir: Path) -> str:
         label = f"DARTS network of {model['genotype']} (C={model['C']}, {model['layers']} cells)"
     else:
         label = model["backbone"]
+    data = results.get("data") or {"source": "released"}
     lines = [f"{results['title']} ({results['task']}): {label}, {model.get('params') or 0:,} parameters",
+             f"data: {describe_data(data)}" + ("" if data["source"] == "released" else
+                                               ": not comparable with the reference results"),
              f"protocol: {protocol['epochs']} epochs" + (
                  f" (SHORTENED from the card's {protocol['card_epochs']}: not comparable with the reference results)"
                  if protocol["shortened"] else (" (changed from the card's "
@@ -163,3 +168,4 @@ def run(args: argparse.Namespace) -> int:
         results = read_json(evaluation.run_dir / "results.json", "results")
         print(json.dumps(results, indent=2) if args.json else render(results, evaluation.run_dir))
     return 0
+

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_common_options
+from . import add_common_options, device_arg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +33,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--eval-seeds", type=int, nargs="+", default=[0], help="retraining seeds (default 0)")
     parser.add_argument("--eval-channels", type=int, default=4, help="C of the retrained NB201 networks (default 4)")
     parser.add_argument("--eval-cells", type=int, default=1, help="N of the retrained NB201 networks (default 1)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--device", default="cpu", type=device_arg, help="cpu or cuda (default cpu)")
     add_common_options(parser)
     parser.set_defaults(func=run)
 
@@ -43,8 +43,8 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..main_job import MainJobConfig, run_main_job
 
-    if args.eval_epochs < 0 or args.repeats < 1 or args.search_epochs < 1:
-        raise InputError("--eval-epochs must be >= 0, --repeats and --search-epochs >= 1")
+    if args.eval_epochs < 0:
+        raise InputError(f"--eval-epochs must be >= 0 (0: the task card's full protocol), got {args.eval_epochs}")
     cfg = MainJobConfig(out=args.out, data_root=args.data_root, table=args.table, seed=args.seed, budget=args.budget,
                         repeats=args.repeats, search_epochs=args.search_epochs, search_channels=args.search_channels,
                         search_cells=args.search_cells, objectives=tuple(o for o in args.objectives.split(",") if o),

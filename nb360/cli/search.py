@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import add_common_options
+from . import add_common_options, device_arg
 
 _DESCRIPTION = """\
 Run a search method and write a run directory (default runs/<method>-<task>-<time>/).
@@ -54,7 +54,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--json", action="store_true", help="print the result summary as JSON")
 
-    g = parser.add_argument_group("tabular search")
+    g = tabular = parser.add_argument_group("tabular search")
     g.add_argument("--table", metavar="PATH", help="nb360 table (.h5) to search")
     g.add_argument("--budget", type=float, metavar="SECONDS", help="simulated seconds per repeat")
     g.add_argument("--max-queries", type=int, metavar="N", help="queries per repeat (alone, or with --budget)")
@@ -82,7 +82,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--max-budget", type=float, help="Hyperband/SH: largest budget in epochs (default: all)")
     g.add_argument("--eta", type=float, default=3.0, help="Hyperband/SH: reduction factor (default 3)")
 
-    g = parser.add_argument_group("weight-sharing search")
+    g = supernet = parser.add_argument_group("weight-sharing search")
     g.add_argument("--space", choices=["nb201", "darts"],
                    help="search space: nb201 (the NB201 supernet, default) or darts (the DARTS cell space)")
     g.add_argument("--data-root", metavar="DIR", help="data root holding <task>/ (see `nb360 data download`)")
@@ -128,12 +128,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--pgd-steps", type=int, help="PGD steps when scoring the found arch (default 10)")
     g.add_argument("--loader-option", action="append", default=[], metavar="KEY=VALUE",
                    help="option for the task's data loader, e.g. source=generated (repeatable)")
-    g.add_argument("--device", help="cpu or cuda (default cpu)")
+    g.add_argument("--device", type=device_arg, help="cpu or cuda (default cpu)")
     g.add_argument("--threads", type=int, help="torch CPU threads")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue the search in RUN_DIR from its last checkpoint")
     g.add_argument("--stop-after", type=int, metavar="EPOCHS", help="stop after this many epochs (resume later)")
     add_common_options(parser)
-    parser.set_defaults(func=run)
+    # Options that only one kind of search reads (--task is shared): given to the other kind, they are refused.
+    only = {kind: {a.dest: (a.option_strings[0], a.default) for a in group._group_actions if a.dest != "task"}
+            for kind, group in (("tabular", tabular), ("supernet", supernet))}
+    parser.set_defaults(func=run, _options_only_for=only)
 
 
 def _run_dir(args: argparse.Namespace, task: str) -> Path:
@@ -143,11 +146,12 @@ def _run_dir(args: argparse.Namespace, task: str) -> Path:
     return Path("runs") / f"{args.method}-{task}-{stamp}"
 
 
-def _check_fresh(run_dir: Path) -> None:
+def _check_fresh(run_dir: Path, resumable: bool = True) -> None:
     from ..errors import InputError
 
     if run_dir.exists() and any(run_dir.iterdir()):
-        raise InputError(f"run directory {run_dir} exists and is not empty: choose another --out (or --resume it)")
+        how = "(or --resume it)" if resumable else "(tabular searches take seconds and are not resumed)"
+        raise InputError(f"run directory {run_dir} exists and is not empty: choose another --out {how}")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -160,6 +164,14 @@ def run(args: argparse.Namespace) -> int:
     if not args.method:
         raise InputError("choose a method with --method (see `nb360 search --help`)")
     kind = get_method(args.method).kind
+    other = "supernet" if kind == "tabular" else "tabular"
+    ignored = [flag for dest, (flag, default) in args._options_only_for[other].items()
+               if getattr(args, dest) != default]
+    if ignored:
+        what = "weight-sharing" if other == "supernet" else "tabular"
+        raise InputError(f"{', '.join(ignored)} only appl{'ies' if len(ignored) == 1 else 'y'} to {what} searches, "
+                         f"not to {args.method}: drop {'it' if len(ignored) == 1 else 'them'} (see `nb360 search "
+                         "--help` for each kind's options)")
     return _run_tabular(args) if kind == "tabular" else _run_supernet(args)
 
 
@@ -180,7 +192,7 @@ def _progress_bar(enabled: bool, desc: str) -> tuple[Any, Any]:
 
 def _run_tabular(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..search.tabular import TabularProblem
+    from ..search.tabular import TabularProblem, check_budget
     from ..search.tabular import run as run_tabular
     from ..search.tabular.output import save_result
 
@@ -207,8 +219,10 @@ def _run_tabular(args: argparse.Namespace) -> int:
         options.update(learning_rate=args.learning_rate, ema_momentum=args.ema_momentum)
     elif args.method in ("hyperband", "sh"):
         options.update(min_budget=args.min_budget, max_budget=args.max_budget, eta=args.eta)
+    if args.budget is not None and args.max_queries is None:
+        check_budget(problem, args.budget)
     run_dir = _run_dir(args, problem.task)
-    _check_fresh(run_dir)
+    _check_fresh(run_dir, resumable=False)
     bar, update = _progress_bar(not args.no_progress, f"{args.method} × {args.repeats}")
     try:
         result = run_tabular(args.method, problem, args.budget, args.repeats, args.seed, progress=update, **options)
@@ -221,12 +235,17 @@ def _run_tabular(args: argparse.Namespace) -> int:
         print(json.dumps({"run_dir": str(run_dir), **summary}, indent=2))
     else:
         q = summary["final_quantiles"]
-        print(f"{args.method} on {problem.task} ({args.repeats} repeats, budget {args.budget} s simulated, search hp "
+        budget = f"budget {args.budget:g} s simulated" if args.budget is not None else f"{args.max_queries} queries"
+        print(f"{args.method} on {problem.task} ({args.repeats} repeats, {budget}, search hp "
               f"{problem.search_hp}): {problem.final_metric} (hp {problem.final_hp}) of the final incumbent "
-              f"{summary['final_mean']:.4g} ± {summary['final_std']:.3g} (median {q['0.5']:.4g}); "
+              f"{summary['final_mean']:.4g} ± {summary['final_std']:.3g} std over repeats (median {q['0.5']:.4g}); "
               f"{summary['queries_mean']:.1f} queries per repeat")
         top = summary["most_found"][0]
-        print(f"most often found: {top['arch_str']} (index {top['arch']}, {top['repeats']} repeats)")
+        if top["repeats"] > 1:
+            print(f"most often found: {top['arch_str']} (index {top['arch']}, by {top['repeats']} of {args.repeats} "
+                  "repeats)")
+        else:
+            print("every repeat ended on a different architecture (all of them: genotype.json)")
         print(f"run directory: {run_dir}")
     return 0
 
@@ -257,6 +276,11 @@ def _run_supernet(args: argparse.Namespace) -> int:
         if not saved.exists():
             raise InputError(f"{run_dir} holds no config.json: it is not a weight-sharing run directory")
         data = json.loads(saved.read_text(encoding="utf-8"))
+        from ..search.tabular import ALGORITHMS as TABULAR
+
+        if data.get("method") in TABULAR:
+            raise InputError(f"{run_dir} holds a tabular search ({data['method']}): only weight-sharing searches "
+                             "resume; a tabular one takes seconds, rerun it with a new --out")
         data.pop("nb360_version", None)
         for key in ("data_root", "device"):
             value = getattr(args, key)

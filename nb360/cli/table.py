@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from . import add_common_options
+from . import add_common_options, device_arg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -58,7 +58,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--batch-size", type=int, default=256, help="training batch size (default 256)")
     p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1, cosine to 0)")
     p.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay (default 5e-4)")
-    p.add_argument("--device", default="cpu", help="cpu or cuda[:k] (default cpu)")
+    p.add_argument("--device", default="cpu", type=device_arg, help="cpu or cuda[:k] (default cpu)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
     p.add_argument("--loader-option", action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the task's data loader, e.g. sub=2 for Darcy Flow (repeatable)")
@@ -84,7 +84,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("arch", help="arch index or arch string")
     p.add_argument("--metric", help="curve metric, e.g. ori-test-accuracy (default: all metrics and costs)")
     p.add_argument("--epoch", type=int, default=-1, help="epoch, 0-based; -1 (default) is the last")
-    p.add_argument("--hp", default="200", help="fidelity: epochs of the training protocol (default: 200)")
+    p.add_argument("--hp", help="fidelity: epochs of the training protocol (default: the highest recorded)")
     p.add_argument("--task", help="task (dataset) name; needed when the table holds several")
     p.add_argument("--seed", type=int, help="one seed (default: the mean over the recorded seeds)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
@@ -195,6 +195,7 @@ def run_query(args: argparse.Namespace) -> int:
     arch: Any = int(args.arch) if args.arch.lstrip("-").isdigit() else args.arch
     index = table.arch_index(arch)
     task = table.task_name(args.task)
+    args.hp = str(args.hp) if args.hp is not None else table.highest_hp(task)
     seeds = [args.seed] if args.seed is not None else table.seeds(args.hp, task)
     metrics = [args.metric] if args.metric else list(table.metrics(args.hp, task))
     epochs = table.epochs(args.hp, task)
@@ -211,14 +212,31 @@ def run_query(args: argparse.Namespace) -> int:
                               "task": task, "hp": args.hp, "seeds": seeds, "epoch": epoch, "values": values}
     if not args.metric:
         result["cost"] = table.cost(index, hp=args.hp, task=task, seed=args.seed)
+    result["units"] = {k: _unit(k) for k in [*values, *(result.get("cost") or {})] if _unit(k)}
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
     seed_text = f"seed {args.seed}" if args.seed is not None else f"mean of seeds {', '.join(map(str, seeds))}"
     print(f"arch {index} {result['arch'] or ''}")
-    print(f"{task}, hp {args.hp}, epoch {epoch} of 0..{epochs - 1}, {seed_text}")
+    print(f"{task}, hp {args.hp}, {seed_text}")
+    print(f"at epoch {epoch} of 0..{epochs - 1}:")
     for metric, value in values.items():
-        print(f"  {metric:<24} {'not recorded' if value is None else f'{value:.6g}'}")
+        shown = "not recorded" if value is None else f"{value:.6g} {result['units'].get(metric, '')}".rstrip()
+        print(f"  {metric:<24} {shown}")
+    if result.get("cost"):
+        print("cost (per-epoch and total times over the recorded epochs):")
     for key, value in (result.get("cost") or {}).items():
-        print(f"  {key:<24} {value if value is None or isinstance(value, str) else f'{value:.6g}'}")
+        shown = value if value is None or isinstance(value, str) else f"{value:.6g} {result['units'].get(key, '')}"
+        print(f"  {key:<24} {str(shown).rstrip()}")
     return 0
+
+
+def _unit(name: str) -> str:
+    """The unit of a table value by its name (docs/table-format.md): M params, MFLOPs, seconds."""
+    if name == "params":
+        return "M params"
+    if name == "flops":
+        return "MFLOPs"
+    if name == "latency" or name.endswith("-time") or "-time-" in name:
+        return "s"
+    return ""

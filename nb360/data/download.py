@@ -227,7 +227,8 @@ def _transfer(url: str, part: Path, file: DataFile, *, timeout: float, progress:
 # ----------------------------------------------------------------------------- the public API
 
 def download_file(file: DataFile, root: str | os.PathLike, *, progress: bool = True, timeout: float = 60.0,
-                  include_dead: bool = False, retries: int = 3, extract: bool = True) -> FileResult:
+                  include_dead: bool = False, retries: int = 3, extract: bool = True,
+                  task: str | None = None) -> FileResult:
     """Download one data file into `root` (resuming, verifying, atomic); extract it if it is an archive.
 
     `retries` is how often a transfer that broke off after making progress is resumed from the
@@ -258,7 +259,7 @@ def download_file(file: DataFile, root: str | os.PathLike, *, progress: bool = T
     sources = [s for s in file.sources if include_dead or s.status != "dead"]
     skipped_dead = [s for s in file.sources if s not in sources]
     if not sources:
-        raise DataError(_manual_message(file, dest, ["every source on the card is marked dead"], skipped_dead))
+        raise DataError(_manual_message(file, dest, ["every source on the card is marked dead"], skipped_dead, task))
     part = dest.with_name(dest.name + ".part")
     failures: list[str] = []
     for source in sources:
@@ -285,7 +286,7 @@ def download_file(file: DataFile, root: str | os.PathLike, *, progress: bool = T
             _maybe_extract(file, dest, root, progress)
         return FileResult(file.name, dest, "downloaded", digest, size, kind, source=source.url,
                           resumed=attempt.resumed, notes=tuple(notes))
-    raise DataError(_manual_message(file, dest, failures, skipped_dead))
+    raise DataError(_manual_message(file, dest, failures, skipped_dead, task))
 
 
 def _fetch_and_check(url: str, part: Path, file: DataFile, root: Path, attempt: _Attempt, *, timeout: float,
@@ -324,12 +325,16 @@ def _maybe_extract(file: DataFile, dest: Path, root: Path, progress: bool) -> No
         extract_archive(dest, root, progress=progress)
 
 
-def _manual_message(file: DataFile, dest: Path, failures: list[str], skipped: list[Source]) -> str:
+def _manual_message(file: DataFile, dest: Path, failures: list[str], skipped: list[Source],
+                    task: str | None) -> str:
     tried = " | ".join(failures) if failures else "no source tried"
     dead = f"; skipped {len(skipped)} source(s) marked dead (pass --include-dead to try them)" if skipped else ""
     urls = ", ".join(s.url for s in file.sources) or "none listed"
-    return (f"could not download {file.name}: {tried}{dead}. Download it by hand (sources: {urls}), put it at "
-            f"{dest}, then check it with `nb360 data verify TASK --root {dest.parent}`")
+    message = (f"could not download {file.name}: {tried}{dead}. Download it by hand (sources: {urls}), put it at "
+               f"{dest}, then check it with `nb360 data verify {task or '<task>'} --root {dest.parent}`")
+    if task == "darcyflow":
+        message += f"; or generate a stand-in: `nb360 data generate darcyflow --root {dest.parent}`"
+    return message
 
 
 def download_files(files: Iterable[DataFile], root: str | os.PathLike, **options) -> list[FileResult]:

@@ -125,6 +125,10 @@ class Table:
         task = self._task(task)
         return list(dict.fromkeys(r.hp for r in self.runs if r.task == task))
 
+    def highest_hp(self, task: str | None = None) -> str:
+        """The highest fidelity recorded for a task (what commands use when no --hp is given)."""
+        return max(self.hps(task), key=lambda hp: (int(hp), hp) if hp.isdigit() else (-1, hp))
+
     def seeds(self, hp: str = "200", task: str | None = None) -> list[int]:
         """Seeds recorded for (task, hp)."""
         task, hp = self._task(task), self._hp(hp)

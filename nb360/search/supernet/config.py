@@ -94,6 +94,9 @@ class SearchConfig:
 
     def validate(self) -> SearchConfig:
         """Raise InputError for values no search can run with; return self."""
+        from ...devices import check_device_name
+
+        check_device_name(self.device)
         if self.method not in METHODS:
             raise InputError(f"unknown weight-sharing method {self.method!r}: choose one of {', '.join(METHODS)}")
         if self.space not in SPACES:

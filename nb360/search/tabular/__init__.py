@@ -27,8 +27,8 @@ ALGORITHMS: dict[str, Callable[..., TabularResult]] = {
     "sh": successive_halving,
 }
 
-__all__ = ["ALGORITHMS", "TabularProblem", "TabularResult", "hyperband", "local_search", "random_search",
-           "regularized_evolution", "reinforce", "run", "successive_halving"]
+__all__ = ["ALGORITHMS", "TabularProblem", "TabularResult", "check_budget", "hyperband", "local_search",
+           "random_search", "regularized_evolution", "reinforce", "run", "successive_halving"]
 
 
 def run(method: str, problem: TabularProblem, budget: float | None, repeats: int = 1, seed: int = 0,
@@ -38,4 +38,30 @@ def run(method: str, problem: TabularProblem, budget: float | None, repeats: int
         fn = ALGORITHMS[method]
     except KeyError:
         raise InputError(f"unknown tabular search method {method!r}; choose one of {', '.join(ALGORITHMS)}") from None
+    if budget is not None and options.get("max_queries") is None:
+        check_budget(problem, budget)
     return fn(problem, budget, repeats, seed, **options)
+
+
+# Budgets worth more queries than this many times the recorded architectures (and than
+# MIN_QUERY_LIMIT, for small tables) only re-query known cells, and their histories grow without
+# bound (1e9 s on the embedded table: > 8 GB after 10 min).
+MAX_QUERIES_PER_ARCH = 20
+MIN_QUERY_LIMIT = 100_000
+
+
+def check_budget(problem: TabularProblem, budget: float) -> None:
+    """Refuse a simulated budget far beyond what exhausts the table, naming the largest sensible one."""
+    import numpy as np
+
+    per_epoch = problem.table.query_batch(problem.recorded, "train-time", -1, hp=problem.search_hp,
+                                          task=problem.task, missing="nan")
+    if not np.isfinite(per_epoch).any():
+        return  # no recorded times: every query is free, only --max-queries bounds the search
+    per_query = float(np.nanmedian(per_epoch)) * (problem.search_epoch + 1)
+    limit = max(MAX_QUERIES_PER_ARCH * len(problem.recorded), MIN_QUERY_LIMIT)
+    if per_query > 0 and budget / per_query > limit:
+        raise InputError(f"--budget {budget:g} s is about {budget / per_query:,.0f} queries per repeat (median "
+                         f"{per_query:.3g} s per query), over {limit:,} for a table of {len(problem.recorded):,} "
+                         f"architectures: use a budget up to {limit * per_query:,.0f} s, or bound the search with "
+                         "--max-queries")
