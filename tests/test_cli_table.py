@@ -60,3 +60,11 @@ def test_query_defaults_to_the_highest_recorded_fidelity_and_prints_units() -> N
     assert lines["ori-test-accuracy"].split()[-1] != "s"
     q = json.loads(nb360("table", "query", str(embedded_table_path()), "100", "--json").stdout)
     assert q["hp"] == "4" and q["units"]["params"] == "M params"
+
+
+def test_info_says_what_data_the_embedded_table_was_built_on() -> None:
+    from nb360.table.embedded import embedded_table_path
+
+    proc = nb360("table", "info", str(embedded_table_path()))
+    assert proc.returncode == 0, proc.stderr
+    assert "data: GENERATED stand-in (300 train + 100 test, 15x15, seed 0" in proc.stdout

@@ -98,7 +98,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _root_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--root", type=Path, required=True, metavar="DIR", help="the task's data directory")
+    parser.add_argument("--root", "--data-root", dest="root", type=Path, required=True, metavar="DIR",
+                        help="the task's data directory (--data-root, as the other commands call it, also works)")
 
 
 def _task_files(name: str):
@@ -140,17 +141,24 @@ def run_verify(args: argparse.Namespace) -> int:
     if args.name == "darcyflow":
         from ..data import darcy_generator as darcy
 
-        if (args.root / darcy.PROVENANCE_FILE).exists():
-            record = darcy.verify_generated(args.root)
-            generated_ok = True
-            print(f"{'ok':9s} generated set: {', '.join(record['files'])} match {darcy.PROVENANCE_FILE} "
-                  f"(seed {record['seed']}, n {record['n']}, resolution {record['resolution']})")
+        # Where the loaders look: the root itself, then root/darcyflow/.
+        for directory in (args.root, args.root / args.name):
+            if (directory / darcy.PROVENANCE_FILE).exists():
+                record = darcy.verify_generated(directory)
+                generated_ok = True
+                n = record["n"]
+                print(f"{'ok':9s} generated set in {directory}: {', '.join(record['files'])} match "
+                      f"{darcy.PROVENANCE_FILE} ({n['train']} train + {n['test']} test at {record['resolution']}x"
+                      f"{record['resolution']}, seed {record['seed']})")
+                break
     bad = [r for r in results if r.status == "bad"]
     missing = [r for r in results if r.status == "missing"]
     if bad or (missing and not generated_ok):
+        from ..data._common import download_command
+
         names = ", ".join(r.name for r in bad + missing)
         raise DataError(f"{len(bad)} bad and {len(missing)} missing file(s) for {args.name} in {args.root}: {names}; "
-                        f"fetch them with `nb360 data download {args.name} --root {args.root}`")
+                        f"fetch them with `{download_command(args.name, args.root)}`")
     if not results and not generated_ok:
         print(f"task {args.name!r} lists no files to verify")
     return 0

@@ -103,8 +103,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--epochs", type=int, help="search epochs (NB201: DARTS/E2RNAS 50, GAEA 25; DARTS space 50)")
     g.add_argument("--batch-size", type=int, help="batch size (NB201: 64; DARTS space: the task's NB360 value for "
                    "pcdarts/gaea, at most 64 for darts/e2rnas)")
-    g.add_argument("--C", type=int, dest="C", help="supernet channels (NB201: DARTS/E2RNAS 16, GAEA 24; DARTS 16)")
-    g.add_argument("--N", type=int, dest="N", help="NB201: cells per stage (default 5)")
+    g.add_argument("--C", "--channels", type=int, dest="C",
+                   help="supernet channels (NB201: DARTS/E2RNAS 16, GAEA 24; DARTS 16)")
+    g.add_argument("--N", "--cells", type=int, dest="N", help="NB201: cells per stage (default 5)")
     g.add_argument("--layers", type=int, help="DARTS space: search cells (default 8)")
     g.add_argument("--partial-channels", type=int, metavar="K",
                    help="DARTS space: mixed ops see C/K channels (PC-DARTS, GAEA: 4; DARTS, E2RNAS: 1)")

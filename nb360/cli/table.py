@@ -182,6 +182,8 @@ def run_info(args: argparse.Namespace) -> int:
             print(f"      protocol: {optim}; network C={network.get('channel')} N={network.get('num_cells')}")
         if proto.get("source"):
             print(f"      protocol source: {proto['source']}")
+        if proto.get("data"):
+            print(f"      data: {_data_text(proto['data'])}")
     return 0
 
 
@@ -229,6 +231,21 @@ def run_query(args: argparse.Namespace) -> int:
         shown = value if value is None or isinstance(value, str) else f"{value:.6g} {result['units'].get(key, '')}"
         print(f"  {key:<24} {str(shown).rstrip()}")
     return 0
+
+
+def _data_text(data: dict[str, Any]) -> str:
+    """The data a table was built on, in one line: generated or released, sizes, settings."""
+    source = data.get("source") or {}
+    sizes = data.get("sizes") or {}
+    split = " / ".join(f"{k} {v}" for k, v in sizes.items())
+    if source.get("generated"):
+        n = source.get("n") or {}
+        settings = ", ".join(x for x in (
+            f"{n.get('train')} train + {n.get('test')} test" if n else "",
+            f"{source['resolution']}x{source['resolution']}" if source.get("resolution") else "",
+            f"seed {source['seed']}" if source.get("seed") is not None else "", source.get("generator", "")) if x)
+        return f"GENERATED stand-in ({settings}), not the released files; split {split}"
+    return f"the released files ({len(data.get('files') or {})} hashed); split {split}"
 
 
 def _unit(name: str) -> str:
