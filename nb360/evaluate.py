@@ -526,8 +526,12 @@ def data_source(datasets: dict[str, Any]) -> dict[str, Any]:
     test = datasets.get("test")
     source = getattr(test, "source", "released")
     record = getattr(test, "provenance", None) or {}
-    settings = {k: record[k] for k in ("generator", "seed", "n", "resolution") if k in record}
-    return {"source": source, **({"generator": settings} if source != "released" else {})}
+    return {"source": source, **({"generator": generator_settings(record)} if source != "released" else {})}
+
+
+def generator_settings(record: dict[str, Any]) -> dict[str, Any]:
+    """The settings that identify a generated set, from its provenance record (darcyflow_generated.json)."""
+    return {k: record[k] for k in ("generator", "seed", "n", "resolution") if k in record}
 
 
 def describe_data(data: dict[str, Any]) -> str:

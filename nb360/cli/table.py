@@ -235,16 +235,12 @@ def run_query(args: argparse.Namespace) -> int:
 
 def _data_text(data: dict[str, Any]) -> str:
     """The data a table was built on, in one line: generated or released, sizes, settings."""
+    from ..evaluate import describe_data, generator_settings
+
     source = data.get("source") or {}
-    sizes = data.get("sizes") or {}
-    split = " / ".join(f"{k} {v}" for k, v in sizes.items())
+    split = " / ".join(f"{k} {v}" for k, v in (data.get("sizes") or {}).items())
     if source.get("generated"):
-        n = source.get("n") or {}
-        settings = ", ".join(x for x in (
-            f"{n.get('train')} train + {n.get('test')} test" if n else "",
-            f"{source['resolution']}x{source['resolution']}" if source.get("resolution") else "",
-            f"seed {source['seed']}" if source.get("seed") is not None else "", source.get("generator", "")) if x)
-        return f"GENERATED stand-in ({settings}), not the released files; split {split}"
+        return f"{describe_data({'source': 'generated', 'generator': generator_settings(source)})}; split {split}"
     return f"the released files ({len(data.get('files') or {})} hashed); split {split}"
 
 
