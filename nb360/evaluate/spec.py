@@ -1,0 +1,65 @@
+"""What to evaluate: EvalSpec and the choices it validates against."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import InputError
+
+RESULTS_FORMAT = "nb360-evaluate-results/1"
+CONFIG_FORMAT = "nb360-evaluate-config/1"
+MANIFEST_FORMAT = "nb360-evaluate-manifest/1"
+BACKBONE_CHOICES = ("wrn", "resnet1d", "dense-wrn", "default")
+DARTS_PROTOCOLS = ("nb360", "darts")
+STD_NOTE = "population standard deviation over seeds (numpy std, ddof=0)"
+
+EpochHook = Callable[[int, int], None]  # (seed, epoch) after the epoch's checkpoint is on disk
+
+
+@dataclass
+class EvalSpec:
+    """What to evaluate: a task, one model (an NB201 `arch`, a DARTS `genotype` or a `backbone`), seeds, settings."""
+
+    task: str
+    data_root: str
+    arch: str | int | None = None  # NB201 index or arch string
+    backbone: str | None = None  # wrn, resnet1d, dense-wrn or default (the card's baseline backbone)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int | None = None  # None: the card's; fewer shortens the protocol (recorded as such)
+    device: str = "cpu"
+    channels: int | None = None  # network C (NB201 default 16; DARTS: the protocol's, 36)
+    cells: int = 5  # NB201 network N
+    genotype: str | None = None  # DARTS-space genotype: text, JSON, published name or a file holding one
+    protocol: str = "nb360"  # DARTS genotypes: "nb360" (NAS-Bench-360's GAEA evaluation) or "darts" (DARTS CIFAR)
+    layers: int | None = None  # DARTS network cells (default: the protocol's, 20)
+    pooling: str = "original"  # point-2D WRN pooling: NB360's rules ("original") or "global"
+    eval_every: int = 1  # evaluate on the test split every k epochs (and always after the last)
+    loader_options: dict[str, Any] = field(default_factory=dict)
+
+    def validate(self) -> None:
+        """Raise InputError on impossible settings."""
+        if sum(x is not None for x in (self.arch, self.backbone, self.genotype)) != 1:
+            raise InputError("give exactly one of --arch (an NB201 cell: index or arch string), --genotype (a "
+                             f"DARTS-space genotype) or --backbone ({', '.join(BACKBONE_CHOICES)})")
+        if self.protocol not in DARTS_PROTOCOLS:
+            raise InputError(f"unknown DARTS evaluation protocol {self.protocol!r}: choose "
+                             f"{', '.join(DARTS_PROTOCOLS)}")
+        if self.layers is not None and self.layers < 1:
+            raise InputError(f"--layers must be >= 1, got {self.layers}")
+        if self.backbone is not None and self.backbone not in BACKBONE_CHOICES:
+            raise InputError(f"unknown backbone {self.backbone!r}: choose one of {', '.join(BACKBONE_CHOICES)}")
+        if not self.seeds:
+            raise InputError("give at least one seed (--seeds 0 1 2)")
+        if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
+            raise InputError(f"seeds must be distinct non-negative integers, got {list(self.seeds)}")
+        if self.epochs is not None and self.epochs < 1:
+            raise InputError(f"--epochs must be >= 1, got {self.epochs}")
+        if self.eval_every < 1:
+            raise InputError(f"--eval-every must be >= 1, got {self.eval_every}")
+        if (self.channels is not None and self.channels < 1) or self.cells < 1:
+            raise InputError(f"--channels and --cells must be >= 1, got {self.channels} and {self.cells}")
+        if self.pooling not in ("original", "global"):
+            raise InputError(f"--pooling must be original or global, got {self.pooling!r}")
+
