@@ -176,7 +176,7 @@ def test_resume_reaches_the_same_state(method: str, extra: dict, data_root: Path
 
     def state(s: SupernetSearch) -> dict:
         out = {k: v.clone() for k, v in s.net.state_dict().items()}
-        for i, p in enumerate(s._simplex_parts() if s.simplex is not None else []):
+        for i, p in enumerate(s.method.parts() if s.simplex is not None else []):
             out[f"simplex{i}"] = p.clone()
         return out
 

@@ -29,8 +29,9 @@ from torch.utils.data import DataLoader
 
 from ..plots import plot_series, plot_tradeoff
 from .config import METHODS, SearchConfig, default_config
-from .engine import CHECKPOINT, SearchResult, SupernetSearch, _write_json
+from .engine import CHECKPOINT, SearchResult, SupernetSearch
 from .evaluate import evaluate_network, headline
+from .logs import write_json as _write_json
 
 __all__ = ["METHODS", "SearchConfig", "SearchResult", "SupernetSearch", "default_config", "evaluate_found",
            "run_search"]

@@ -2,23 +2,14 @@
 the DARTS-space supernet (`config.space`).
 
 Per training batch (DARTS's order): one architecture step on a batch of the architecture split,
-then one SGD step of the weights on the training batch. The architecture step is
-
-- DARTS: Adam on ∇_α L_val(w, α) (first order) or on the unrolled hypergradient
-  ∇_α L_val(w', α) - ξ·[∇_α L_train(w⁺, α) - ∇_α L_train(w⁻, α)] / 2R with
-  w' = w - ξ(μ·m + ∇_w L_train + λ_wd·w), w± = w ± R·∇_{w'}L_val, R = 0.01/‖∇_{w'}L_val‖
-  (second order; quark0/darts `architect.py`);
-- GAEA: exponentiated gradient on the simplex, p ← p·exp(-η∇_p L_val), then clamp(p, 1e-5) and
-  renormalise per edge (gaea_release `architect_edarts.py`); the network uses p directly;
-- E2RNAS: the enabled objectives F_t (val loss, FGSM-RS val loss, constrained expected size or
-  FLOPs) at w (or w'), their partial gradients ∇_α F_t normalised (L2 + 1e-7), MGDA min-norm
-  weights λ (+1e-7; λ = 1 with MGDA off), then DARTS's step on Σ λ_t F_t (search-methods.md §1.5);
-- PC-DARTS: DARTS's step on α and the edge parameters β, after `warmup_epochs` of weight training.
+then one SGD step of the weights on the training batch. The architecture step is the method's
+(`methods/`, one module per method: DARTS first or second order, PC-DARTS, GAEA's exponentiated
+gradient, E2RNAS's MGDA over several objectives); the loop, the weights' optimiser, the data, the
+checkpoints and the logs are shared here.
 
 The space decides the network and its architecture weights: NB201, one (6, 5) α shared by all
 cells; DARTS, α (2, 14, 8) for normal and reduction cells plus, with edge normalisation, β (2, 14)
-(`nb360.models.darts_search`); GAEA then keeps op and edge weights on their simplices. Every
-method is the same code over the list of architecture parameters.
+(`nb360.models.darts_search`).
 
 Reproducibility: the model is initialised from `seed`; each epoch's data order and attack noise
 come from generators seeded by (seed, epoch), so a run resumed from the checkpoint written at the
@@ -27,9 +18,7 @@ end of an epoch continues exactly as an uninterrupted run (tests check equality 
 
 from __future__ import annotations
 
-import csv
 import itertools
-import json
 import math
 import os
 import random
@@ -41,16 +30,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.func import functional_call
 from torch.utils.data import DataLoader, RandomSampler, Subset
 
 from ...errors import DataError, InputError
 from ...models import build_supernet, cost_model
-from ...robust import ThreatModel, _clip_box, _uniform_like, fgsm, fgsm_step
+from ...robust import ThreatModel, fgsm
 from ...space import nb201
-from ..mgda import NORM_EPS, gradient_normalizers, min_norm_weights
 from .config import RESUMABLE_CHANGES, SearchConfig
+from .logs import Logs, nb360_version, progress_bar, write_json
 from .losses import batch_loss, output_loss, split_objective, to_device
+from .methods import ArchMethod, method_for
 from .objectives import ResourceObjective
 
 CHECKPOINT = "checkpoint.pt"
@@ -134,17 +123,7 @@ class SupernetSearch:
         self.weights = [p for p in self.net.weight_parameters()]
         self.w_opt = torch.optim.SGD(self.weights, lr=config.lr, momentum=config.momentum, nesterov=config.nesterov,
                                      weight_decay=config.weight_decay)
-        # GAEA's weights on the simplex: a (6, 5) tensor (NB201) or [ops (2, 14, 8), edges (2, 14)] (DARTS space)
-        self.simplex: Any = None
-        self.a_opt: torch.optim.Optimizer | None = None
-        if config.method == "gaea" and self.space == "darts":
-            self.simplex = self._renormalize([p.to(self.device) for p in self.net.simplex_init()])
-        elif config.method == "gaea":
-            p = torch.ones(nb201.NUM_EDGES, nb201.NUM_OPS, device=self.device)
-            self.simplex = self._renormalize(p)
-        else:
-            self.a_opt = torch.optim.Adam(self.net.arch_parameters(), lr=config.arch_lr, betas=config.arch_betas,
-                                          weight_decay=config.arch_weight_decay)
+        self.method: ArchMethod = method_for(self)
         self.threat = self._threat()
         self.resources = self._resources()
         self.epoch = 0
@@ -216,30 +195,19 @@ class SupernetSearch:
                                                    cfg.flops_target, cfg.size_constraint)
         return out
 
-    def _renormalize(self, p: Any) -> Any:
-        """GAEA's normalize: clamp(p, 1e-5) / sum per edge (DARTS edge weights: per node); `none` held at 0 when
-        excluded."""
-        if self.space == "darts":
-            return self.net.simplex_normalize(p, self.config.exclude_none)
-        p = p.clamp(min=1e-5)
-        if self.config.exclude_none:
-            p[:, nb201.OPS.index("none")] = 0.0
-        return p / p.sum(dim=1, keepdim=True)
+    @property
+    def simplex(self) -> Any:
+        """GAEA's simplex weights (None for the other methods)."""
+        return getattr(self.method, "simplex", None)
 
-    def _simplex_parts(self) -> list[torch.Tensor]:
-        """GAEA's simplex tensors as a list (one tensor for NB201)."""
-        return list(self.simplex) if isinstance(self.simplex, (list, tuple)) else [self.simplex]
-
-    def _simplex_mix(self, parts: Any = None) -> Any:
-        """The weights the network mixes with, from the simplex (parts: tensors in `_simplex_parts` order)."""
-        parts = self._simplex_parts() if parts is None else list(parts)
-        return self.net.simplex_mix(parts) if self.space == "darts" else parts[0]
+    @property
+    def a_opt(self) -> torch.optim.Optimizer | None:
+        """The optimiser of α (None for methods without one, e.g. GAEA)."""
+        return getattr(self.method, "a_opt", None)
 
     def arch_weights(self) -> Any:
         """The current architecture weights the network mixes with: (6, 5) for NB201, MixWeights for DARTS."""
-        if self.simplex is not None:
-            return self._simplex_mix()
-        return self.net.arch_weights()
+        return self.method.arch_weights()
 
     def genotype(self) -> str:
         """The arch string (NB201, argmax per edge) or DARTS genotype text (DARTS rule) of the current weights."""
@@ -261,9 +229,7 @@ class SupernetSearch:
         state = {
             "format": CHECKPOINT_FORMAT, "config": self.config.to_dict(), "epoch": self.epoch, "step": self.step,
             "model": self.net.state_dict(), "w_opt": self.w_opt.state_dict(),
-            "a_opt": self.a_opt.state_dict() if self.a_opt is not None else None,
-            "simplex": (None if self.simplex is None else self.simplex.detach().cpu()
-                        if isinstance(self.simplex, torch.Tensor) else [p.detach().cpu() for p in self.simplex]),
+            "a_opt": None, "simplex": None, **self.method.state_dict(),
             "history": self.history,
             "rng": {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()},
         }
@@ -294,12 +260,7 @@ class SupernetSearch:
                              f"(checkpoint: {', '.join(f'{k}={saved.get(k)!r}' for k in differ)})")
         self.net.load_state_dict(state["model"])
         self.w_opt.load_state_dict(state["w_opt"])
-        if self.a_opt is not None:
-            self.a_opt.load_state_dict(state["a_opt"])
-        if self.simplex is not None:
-            saved_simplex = state["simplex"]
-            self.simplex = (saved_simplex.to(self.device) if isinstance(saved_simplex, torch.Tensor)
-                            else [p.to(self.device) for p in saved_simplex])
+        self.method.load_state_dict(state)
         self.epoch, self.step, self.history = int(state["epoch"]), int(state["step"]), list(state["history"])
         torch.set_rng_state(state["rng"]["torch"])
         np.random.set_state(state["rng"]["numpy"])
@@ -311,137 +272,15 @@ class SupernetSearch:
         cfg = self.config
         return cfg.lr_min + (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * epoch / cfg.epochs)) / 2
 
-    def _forward(self, x: torch.Tensor, params: dict[str, torch.Tensor] | None = None,
-                 weights: torch.Tensor | None = None) -> torch.Tensor:
-        if params is None:
-            return self.net(x, weights)
-        buffers = {name: b.clone() for name, b in self.net.named_buffers()}  # the unrolled copy keeps its own BN stats
-        return functional_call(self.net, {**params, **buffers}, (x,), {"weights": weights})
-
-    def _named_weights(self) -> dict[str, torch.Tensor]:
-        arch = {id(a) for a in self.net.arch_parameters()}
-        return {name: p for name, p in self.net.named_parameters() if id(p) not in arch}
-
-    def _unrolled(self, batch: tuple[Any, ...], lr: float) -> dict[str, torch.Tensor]:
-        """w' = w - ξ(μ·m + ∇_w L_train + λ_wd·w): one virtual SGD step (DARTS's _compute_unrolled_model)."""
-        cfg = self.config
-        named = self._named_weights()
-        loss = batch_loss(self.train_obj, self.net, batch, self.device)
-        grads = torch.autograd.grad(loss, list(named.values()), allow_unused=True)
-        out = {}
-        for (name, p), g in zip(named.items(), grads):
-            g = torch.zeros_like(p) if g is None else g
-            buf = self.w_opt.state.get(p, {}).get("momentum_buffer")
-            moment = buf * cfg.momentum if buf is not None else 0.0
-            out[name] = (p - lr * (moment + g + cfg.weight_decay * p)).detach().requires_grad_(True)
-        return out
-
-    def _hessian_correction(self, v: list[torch.Tensor], batch: tuple[Any, ...]) -> list[torch.Tensor]:
-        """[∇_α L_train(w⁺) - ∇_α L_train(w⁻)] / 2R, w± = w ± R·v, R = r/‖v‖ (DARTS: r = 0.01), per α tensor."""
-        norm = torch.sqrt(sum((g * g).sum() for g in v))
-        R = self.hessian_r / (norm + 1e-12)
-        named = self._named_weights()
-        arch = list(self.net.arch_parameters())
-        grads = []
-        for sign in (1.0, -1.0):
-            shifted = {name: (p + sign * R * g).detach() for (name, p), g in zip(named.items(), v)}
-            loss = batch_loss(self.train_obj, lambda inp: self._forward(inp, shifted), batch, self.device)
-            grads.append([torch.zeros_like(a) if g is None else g
-                          for a, g in zip(arch, torch.autograd.grad(loss, arch, allow_unused=True))])
-        return [(plus - minus) / (2 * R) for plus, minus in zip(*grads)]
-
-    def _objectives(self, batch: tuple[Any, ...], params: dict[str, torch.Tensor] | None,
-                    weights: torch.Tensor, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """The enabled upper-level objectives at w (or the unrolled w'), differentiable in α."""
-        cfg = self.config
-        out: dict[str, torch.Tensor] = {}
-        x, rest = batch[0], tuple(batch[1:])
-
-        def model(inp: torch.Tensor) -> torch.Tensor:
-            return self._forward(inp, params)
-
-        if "acc" in cfg.objectives or "adv" in cfg.objectives:
-            x_req = x.detach().requires_grad_("adv" in cfg.objectives)
-            f_acc = batch_loss(self.arch_obj, model, (x_req, *rest), self.device)
-            if "acc" in cfg.objectives:
-                out["acc"] = f_acc
-            if "adv" in cfg.objectives:
-                # FGSM-RS from the clean validation loss's input gradient (E2RNAS HEAD), δ detached
-                (g_x,) = torch.autograd.grad(f_acc, x_req, retain_graph=True)
-                assert self.threat is not None
-                eps = self.threat.scale(x, self.threat.eps)
-                start = _clip_box(x + _uniform_like(x, eps, generator), self.threat.box(x))
-                x_adv = fgsm_step(x, g_x, self.threat, step_size=cfg.adv_step * cfg.eps, start=start)
-                out["adv"] = batch_loss(self.arch_obj, model, (x_adv, *rest), self.device)
-        for name in ("size", "flops"):
-            if name in cfg.objectives:
-                out[name] = self.resources[name](weights)
-        return out
-
     def arch_step(self, train_batch: tuple[Any, ...], arch_batch: tuple[Any, ...], lr: float,
                   generator: torch.Generator) -> dict[str, Any]:
-        """One architecture update on a batch of the architecture split; returns objectives, λ, gradient norms."""
-        cfg = self.config
-        if self.simplex is not None:  # GAEA: exponentiated gradient on the simplex (op and edge weights)
-            parts = [p.detach().requires_grad_(True) for p in self._simplex_parts()]
-            mix = self._simplex_mix(parts)
-            loss = batch_loss(self.arch_obj, lambda inp: self.net(inp, mix), arch_batch, self.device)
-            grads = torch.autograd.grad(loss, parts, allow_unused=True)
-            grads = tuple(torch.zeros_like(p) if g is None else g for p, g in zip(parts, grads))
-            with torch.no_grad():
-                updated = self._renormalize([p * torch.exp(-cfg.arch_lr * g) for p, g in zip(parts, grads)]
-                                            if self.space == "darts" else parts[0] * torch.exp(-cfg.arch_lr * grads[0]))
-            self.simplex = updated
-            return {"objectives": {"acc": float(loss.detach())}, "lambda": {"acc": 1.0},
-                    "grad_norm": {"acc": float(_norm(list(grads)))}}
-        arch = list(self.net.arch_parameters())  # NB201: one (6, 5) α shared by all cells; DARTS: α (and β)
-        params = self._unrolled(train_batch, lr) if cfg.second_order else None
-        weights = self.net.arch_weights()
-        objectives = self._objectives(arch_batch, params, weights, generator)
-        names = list(objectives)
-        grads: list[list[torch.Tensor]] = []
-        for name in names:
-            g = torch.autograd.grad(objectives[name], arch, retain_graph=True, allow_unused=True)
-            grads.append([torch.zeros_like(a) if gi is None else gi for a, gi in zip(arch, g)])
-        # one tensor per objective for a single α (the NB201 case), else the list of per-parameter gradients
-        flat = [g[0] if len(g) == 1 else g for g in grads]
-        raw_norms = [float(_norm(g)) for g in grads]
-        info: dict[str, Any] = {"objectives": {n: float(objectives[n].detach()) for n in names},
-                                "grad_norm": dict(zip(names, raw_norms))}
-        if cfg.mgda and len(names) >= 2:
-            divisors = gradient_normalizers(flat, [float(objectives[n].detach()) for n in names], cfg.grad_norm)
-            scaled = [[gi / (float(d) + NORM_EPS) for gi in g] for g, d in zip(grads, divisors)]
-            solution = min_norm_weights([s[0] if len(s) == 1 else s for s in scaled], solver=cfg.mgda_solver,
-                                        max_iter=cfg.mgda_max_iter)
-            lam = solution.weights + 1e-7
-            info["mgda_iterations"] = solution.iterations
-            info["mgda_converged"] = solution.converged
-        else:
-            lam = np.ones(len(names))
-        info["lambda"] = {n: float(v) for n, v in zip(names, lam)}
-        if cfg.second_order:
-            assert params is not None
-            total = sum(float(w) * objectives[n] for n, w in zip(names, lam))
-            inputs = [*arch, *params.values()]
-            grads_all = torch.autograd.grad(total, inputs, allow_unused=True)
-            d_arch = [torch.zeros_like(a) if g is None else g for a, g in zip(arch, grads_all[:len(arch)])]
-            v = [torch.zeros_like(p) if g is None else g for p, g in zip(params.values(), grads_all[len(arch):])]
-            if any(bool(g.abs().sum() > 0) for g in v):
-                d_arch = [d - lr * c for d, c in zip(d_arch, self._hessian_correction(v, train_batch))]
-        else:
-            # λ are constants, so ∇_α Σ λ_t F_t = Σ λ_t ∇_α F_t: reuse the per-objective gradients (no extra backward)
-            d_arch = [sum(float(w) * g[i] for w, g in zip(lam, grads)) for i in range(len(arch))]
-        assert self.a_opt is not None
-        self.a_opt.zero_grad(set_to_none=True)
-        for a, d in zip(arch, d_arch):
-            a.grad = d.detach()
-        self.a_opt.step()
-        return info
+        """One architecture update (the method's) on a batch of the architecture split; returns its log entries."""
+        return self.method.arch_step(train_batch, arch_batch, lr, generator)
 
     def weight_step(self, batch: tuple[Any, ...], generator: torch.Generator) -> float:
         """One SGD step of the supernet weights on a training batch; returns its loss."""
         cfg = self.config
-        mix = self._simplex_mix([p.detach() for p in self._simplex_parts()]) if self.simplex is not None else None
+        mix = self.method.train_mix()
 
         def model(inp: torch.Tensor) -> torch.Tensor:
             return self.net(inp, mix)
@@ -478,7 +317,7 @@ class SupernetSearch:
         """The task objective's scores of the supernet on the evaluation split, in eval mode (prefixed val_)."""
         was = self.net.training
         self.net.eval()
-        mix = self._simplex_mix() if self.simplex is not None else None
+        mix = self.method.eval_mix()
         try:
             scores = self.eval_obj.evaluate(lambda inp: self.net(inp, mix),
                                             DataLoader(self.eval_set, batch_size=self.config.batch_size), self.device)
@@ -488,7 +327,7 @@ class SupernetSearch:
             self.net.train(was)
         return {f"val_{k}": float(v) for k, v in scores.items()}
 
-    def run_epoch(self, logs: _Logs) -> dict[str, Any]:
+    def run_epoch(self, logs: Logs) -> dict[str, Any]:
         """Train one epoch (architecture step, then weight step, per batch) and write its log rows."""
         cfg = self.config
         epoch = self.epoch
@@ -500,7 +339,7 @@ class SupernetSearch:
         attack_gen = _generator(cfg.seed, epoch, 3)
         lower_gen = _generator(cfg.seed, epoch, 4)
         steps = len(train) if cfg.max_steps is None else min(len(train), cfg.max_steps)
-        bar = _progress(steps, f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}", self.progress)
+        bar = progress_bar(steps, f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}", self.progress)
         start = time.perf_counter()
         train_losses = []
         for i, train_batch in enumerate(train):
@@ -548,8 +387,8 @@ class SupernetSearch:
         elif self.checkpoint_path().exists():
             raise InputError(f"{self.run_dir} already holds a search checkpoint: resume it (--resume) or choose a new "
                              "run directory (--out)")
-        _write_json(self.run_dir / "config.json", {**self.config.to_dict(), "nb360_version": _version()})
-        logs = _Logs(self.run_dir, truncate_to_epoch=self.epoch)
+        write_json(self.run_dir / "config.json", {**self.config.to_dict(), "nb360_version": nb360_version()})
+        logs = Logs(self.run_dir, truncate_to_epoch=self.epoch)
         target = self.config.epochs if stop_after is None else min(self.config.epochs, self.epoch + stop_after)
         try:
             while self.epoch < target:
@@ -560,83 +399,3 @@ class SupernetSearch:
         genotype = self.genotype()
         return SearchResult(self.run_dir, self.config, self.epoch, genotype, self.arch_index(genotype),
                             list(self.history), finished=self.epoch >= self.config.epochs)
-
-
-def _norm(grads: Any) -> torch.Tensor:
-    """L2 norm of a tensor or of a list of tensors taken together."""
-    if isinstance(grads, torch.Tensor):
-        return grads.norm()
-    if len(grads) == 1:
-        return grads[0].norm()
-    return torch.sqrt(sum((g * g).sum() for g in grads))
-
-
-# ---------------------------------------------------------------------------------------------- logs
-class _Logs:
-    """steps.jsonl, lambda.csv and epochs.jsonl of a run; on resume, rows of unfinished epochs are dropped."""
-
-    def __init__(self, run_dir: Path, truncate_to_epoch: int) -> None:
-        self.paths = {name: run_dir / name for name in ("steps.jsonl", "epochs.jsonl", "lambda.csv")}
-        for name in ("steps.jsonl", "epochs.jsonl"):
-            _truncate_jsonl(self.paths[name], truncate_to_epoch)
-        _truncate_csv(self.paths["lambda.csv"], truncate_to_epoch)
-        self.files = {name: open(path, "a", encoding="utf-8", newline="") for name, path in self.paths.items()}
-        self.lambda_writer: Any = None
-        self.lambda_fields: list[str] | None = None
-
-    def step(self, row: dict[str, Any]) -> None:
-        self.files["steps.jsonl"].write(json.dumps(row) + "\n")
-        fields = ["epoch", "step", *row["lambda"].keys()]
-        if self.lambda_writer is None:
-            self.lambda_writer = csv.writer(self.files["lambda.csv"])
-            if self.files["lambda.csv"].tell() == 0:
-                self.lambda_writer.writerow(fields)
-            self.lambda_fields = fields
-        self.lambda_writer.writerow([row["epoch"], row["step"], *row["lambda"].values()])
-
-    def epoch(self, record: dict[str, Any]) -> None:
-        self.files["epochs.jsonl"].write(json.dumps(record) + "\n")
-        for f in self.files.values():
-            f.flush()
-
-    def close(self) -> None:
-        for f in self.files.values():
-            f.close()
-
-
-def _truncate_jsonl(path: Path, epochs: int) -> None:
-    if not path.exists():
-        return
-    kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-            if line.strip() and json.loads(line).get("epoch", 0) < epochs]
-    path.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-
-
-def _truncate_csv(path: Path, epochs: int) -> None:
-    if not path.exists():
-        return
-    lines = path.read_text(encoding="utf-8").splitlines()
-    if not lines:
-        return
-    kept = [lines[0]] + [line for line in lines[1:] if line and int(line.split(",", 1)[0]) < epochs]
-    path.write_text("".join(line + "\n" for line in kept) if len(kept) > 1 else "", encoding="utf-8")
-
-
-def _write_json(path: Path, payload: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
-def _version() -> str:
-    from ... import __version__
-
-    return __version__
-
-
-def _progress(total: int, desc: str, enabled: bool) -> Any:
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
