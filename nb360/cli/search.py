@@ -39,6 +39,13 @@ Examples:
   nb360 search --method e2rnas --task ninapro --data-root data --objectives acc,adv,size
   nb360 search --space darts --method gaea --task ninapro --data-root data
   nb360 search --space darts --method darts --second-order --task cifar100 --data-root data
+GDAS, SETN, ENAS and random-ws (NB201 space) take the settings NAS-Bench-360 ran them with (AutoDL
+NATS-algos search-cell.py, rtu715/NAS-Bench-360@34eae45 precompute/ninapro/algo.sh L13-23): 100
+epochs, batch 64, SGD 0.025 -> 0.001 nesterov, wd 5e-4, no gradient clipping, BN without affine or
+running statistics, weight step before the architecture step, Adam(alpha) 3e-4 (ENAS 1e-3, eps 1e-3,
+wd 0), GDAS tau 10 -> 0.1, 100 candidates scored on validation. Deviation: NATS's own run-all.sh
+uses 200 epochs. Example:
+  nb360 search --method gdas --task ninapro --data-root data
 """
 
 
@@ -144,6 +151,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--arch-data", choices=["val", "train-half"], help="split for architecture steps (val)")
     g.add_argument("--lower-level", choices=["clean", "fgsm-rs"], help="weight training inputs (clean)")
     g.add_argument("--max-steps", type=int, help="cap steps per epoch (smoke runs)")
+    g.add_argument("--tau-max", type=float, help="GDAS: Gumbel temperature at the first epoch (default 10)")
+    g.add_argument("--tau-min", type=float, help="GDAS: temperature at the last epoch (default 0.1)")
+    g.add_argument("--eval-candidates", type=int,
+                   help="SETN/ENAS/random-ws: architectures scored on validation for the genotype (default 100)")
+    g.add_argument("--eval-batch-size", type=int,
+                   help="SETN/ENAS/random-ws: validation batch for that scoring and ENAS's controller (default 512)")
+    g.add_argument("--controller-steps", type=int,
+                   help="ENAS: controller updates per epoch, each averaging 20 samples (default 50)")
     g.add_argument("--compare-darts", action=argparse.BooleanOptionalAction, default=None,
                    help="E2RNAS: also run DARTS with the same settings for the trade-off plot (default on)")
     g.add_argument("--no-attacks", action="store_true", help="score the found arch clean only (no FGSM/PGD)")
@@ -243,6 +258,8 @@ def _run_supernet(args: argparse.Namespace) -> int:
             lr=args.lr, arch_lr=args.arch_lr, weight_decay=args.weight_decay,
             second_order=args.second_order, exclude_none=args.exclude_none,
             arch_data=args.arch_data, lower_level=args.lower_level, max_steps=args.max_steps,
+            tau_max=args.tau_max, tau_min=args.tau_min, eval_candidates=args.eval_candidates,
+            eval_batch_size=args.eval_batch_size, controller_steps=args.controller_steps,
             compare_darts=compare, eval_attacks=False if args.no_attacks else None, pgd_steps=args.pgd_steps,
             loader_options=_parse_loader_options(args.loader_option) or None, device=args.device)
         run_dir = _run_dir(args, args.task)

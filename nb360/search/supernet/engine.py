@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler, Subset
 
+from ...data.collate import collate_for
 from ...errors import DataError, InputError
 from ...models import build_supernet, cost_model
 from ...robust import ThreatModel, fgsm
@@ -302,12 +303,12 @@ class SupernetSearch:
     # ------------------------------------------------------------------ epochs
     def _loaders(self, epoch: int) -> tuple[DataLoader, Iterator[Any]]:
         cfg = self.config
-        train = DataLoader(self.train_set, batch_size=cfg.batch_size,
+        train = DataLoader(self.train_set, batch_size=cfg.batch_size, collate_fn=collate_for(self.train_set),
                            sampler=RandomSampler(self.train_set, generator=_generator(cfg.seed, epoch, 1)))
 
         def arch_batches() -> Iterator[Any]:
             for cycle in itertools.count():  # the architecture split is cycled, reshuffled on every pass
-                yield from DataLoader(self.arch_set, batch_size=cfg.batch_size,
+                yield from DataLoader(self.arch_set, batch_size=cfg.batch_size, collate_fn=collate_for(self.arch_set),
                                       sampler=RandomSampler(self.arch_set, generator=_generator(cfg.seed, epoch, 2,
                                                                                                 cycle)))
 
@@ -320,7 +321,8 @@ class SupernetSearch:
         mix = self.method.eval_mix()
         try:
             scores = self.eval_obj.evaluate(lambda inp: self.net(inp, mix),
-                                            DataLoader(self.eval_set, batch_size=self.config.batch_size), self.device)
+                                            DataLoader(self.eval_set, batch_size=self.config.batch_size,
+                                                       collate_fn=collate_for(self.eval_set)), self.device)
         except FloatingPointError as exc:
             raise InputError(f"{exc} (evaluating the supernet)") from None
         finally:

@@ -55,43 +55,41 @@ DEFAULT_PROTOCOL = "nb360"
 
 _NB360 = f"rtu715/NAS-Bench-360@{NB360_COMMIT[:7]} precompute/ninapro"
 _NATS = "D-X-Y/AutoDL-Projects exps/NATS-algos"
-# (field, what it decides, nb360 source, nb201 source)
-RULES: tuple[tuple[str, str, str, str], ...] = (
-    ("count_crossing_query", "the query that crosses the budget",
-     f"counted, then the repeat stops: the loop `while total_time_cost[-1] < time_budget` queries, appends the "
-     f"cost and keeps the result ({_NB360}/random_wo_share.py L72-84, regularized_ea.py L150-178, reinforce.py "
-     f"L154-180; {_NATS}/random_wo_share.py, regularized_ea.py@46b92e3 `regularized_evolution`)",
-     "dropped and the repeat stops (AutoDL exps/NAS-Bench-201-algos/R_EA.py `train_and_eval`: a candidate whose "
-     "cost would exceed the budget is not counted)"),
-    ("charge_initial_population", "REA's random initial population",
-     f"filled regardless of the budget: `while len(population) < population_size` has no budget test "
-     f"({_NB360}/regularized_ea.py L134-147; {_NATS}/regularized_ea.py@46b92e3)",
-     "each member is charged and the budget can end the initialisation"),
-    ("rea_mutation", "REA's mutation",
-     f"a node uniformly, then one of its incoming edges uniformly (edge probabilities 1/3, 1/6, 1/6, 1/9, 1/9, 1/9),"
-     f" then a different op uniformly ({_NB360}/regularized_ea.py L66-83 `mutate_topology_func`; {_NATS}"
+# (field, what it decides, nb360 rule (short), nb360 source, nb201 rule (short), nb201 source)
+RULES: tuple[tuple[str, str, str, str, str, str], ...] = (
+    ("count_crossing_query", "the query that crosses the budget", "counted, then the repeat stops",
+     f"the loop `while total_time_cost[-1] < time_budget` queries, appends the cost and keeps the result "
+     f"({_NB360}/random_wo_share.py L72-84, regularized_ea.py L150-178, reinforce.py L154-180; {_NATS}"
+     f"/random_wo_share.py, regularized_ea.py@46b92e3 `regularized_evolution`)",
+     "dropped, and the repeat stops",
+     "AutoDL exps/NAS-Bench-201-algos/R_EA.py `train_and_eval`: a candidate whose cost would exceed the budget is "
+     "not counted"),
+    ("charge_initial_population", "REA's random initial population", "always filled, its time counted",
+     f"`while len(population) < population_size` has no budget test ({_NB360}/regularized_ea.py L134-147; {_NATS}"
      "/regularized_ea.py@46b92e3)",
-     "one of the 6 edges uniformly, then a different op uniformly"),
-    ("reinforce_learning_rate", "REINFORCE's Adam learning rate",
-     f"0.01 ({_NB360}/algo.sh L3 `--learning_rate 0.01`; {_NATS}/run-all.sh@{NATS_COMMIT[:7]} L21)",
-     "0.5 (NAS-Bench-201 docs example)"),
-    ("multi_fidelity_stop", "when Hyperband / BOHB stop",
-     f"after `--n_iters` = 300 hpbandster iterations, whatever the time used ({_NB360}/hyperband.py L141 and "
-     "L201-207, bohb.py L147 and L241-247: `run(xargs.n_iters)`; the time budget only names the output folder)",
-     "when the simulated budget is spent"),
-    ("multi_fidelity_incumbent", "the architecture Hyperband / BOHB return",
-     f"the best search value over every query at every fidelity: `max(workers[0].trajectory, key=acc)` "
-     f"({_NB360}/hyperband.py L155, bohb.py L161)",
-     "the best at the highest fidelity evaluated so far (hpbandster's incumbent rule)"),
-    ("promotion_order", "the order promoted configurations run in",
-     "sampling order (hpbandster `SuccessiveHalving.process_results` marks the top 1/η QUEUED; `get_next_run` "
-     "walks its data dict in insertion order)",
-     "best first"),
-    ("final_seed", "the final-fidelity metric of the returned architecture",
-     f"one random seed's: `api_full.get_more_info(index, 'ninapro', iepoch=None, hp='200')` with its default "
-     f"is_random=True ({_NB360}/random_wo_share.py L94, regularized_ea.py L223, reinforce.py L191)",
-     "the mean over seeds (is_random=False, as AutoDL's exps/experimental/vis-bench-algos.py plots NATS's "
-     "curves)"),
+     "stops at the budget", "each member is a budgeted query"),
+    ("rea_mutation", "REA's mutation", "a node, then one of its incoming edges (edges 1/3, 1/6, 1/6, 1/9, 1/9, 1/9)",
+     f"then a different op uniformly ({_NB360}/regularized_ea.py L66-83 `mutate_topology_func`; {_NATS}"
+     "/regularized_ea.py@46b92e3)",
+     "one of the 6 edges uniformly", "then a different op uniformly"),
+    ("reinforce_learning_rate", "REINFORCE's Adam learning rate", "0.01",
+     f"{_NB360}/algo.sh L3 `--learning_rate 0.01`; {_NATS}/run-all.sh@{NATS_COMMIT[:7]} L21",
+     "0.5", "NAS-Bench-201 docs example"),
+    ("multi_fidelity_stop", "when Hyperband / BOHB stop", "after 300 hpbandster iterations, whatever the time used",
+     f"`run(xargs.n_iters)` with n_iters 300 ({_NB360}/hyperband.py L141 and L201-207, bohb.py L147 and "
+     "L241-247); the time budget only names the output folder",
+     "when the simulated budget is spent", "as the other methods"),
+    ("multi_fidelity_incumbent", "the architecture Hyperband / BOHB return", "the best value at any fidelity",
+     f"`max(workers[0].trajectory, key=acc)` ({_NB360}/hyperband.py L155, bohb.py L161)",
+     "the best at the highest fidelity evaluated", "hpbandster's incumbent rule"),
+    ("promotion_order", "the order promoted configurations run in", "sampling order",
+     "hpbandster `SuccessiveHalving.process_results` queues the top 1/η and `get_next_run` walks its data dict in "
+     "insertion order",
+     "best first", "nb360's earlier rule"),
+    ("final_seed", "the final-fidelity metric of the returned architecture", "one random seed's",
+     f"`api_full.get_more_info(index, 'ninapro', iepoch=None, hp='200')` keeps is_random=True ({_NB360}"
+     "/random_wo_share.py L94, regularized_ea.py L223, reinforce.py L191)",
+     "the mean over seeds", "is_random=False, as AutoDL exps/experimental/vis-bench-algos.py plots NATS's curves"),
 )
 
 
@@ -105,23 +103,17 @@ def get_protocol(name: str | Protocol | None) -> Protocol:
         raise InputError(f"unknown search protocol {name!r}; choose one of {', '.join(PROTOCOLS)}") from None
 
 
-def _value(protocol: Protocol, field: str) -> str:
-    value = getattr(protocol, field)
-    if field == "multi_fidelity_stop" and value == "iterations":
-        return f"{protocol.multi_fidelity_iterations} iterations"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
 def differences(markdown: bool = True) -> str:
     """The rules of the two protocols side by side, with their sources (a Markdown table, or plain text)."""
     if markdown:
         lines = ["| rule | `--protocol nb360` (default) | `--protocol nb201` |", "|---|---|---|"]
-        for field, what, src360, src201 in RULES:
-            lines.append(f"| {what} | {_value(NB360, field)}: {src360} | {_value(NB201, field)}: {src201} |")
+        for _field, what, rule360, src360, rule201, src201 in RULES:
+            lines.append(f"| {what} | **{rule360}**: {src360} | **{rule201}**: {src201} |")
         return "\n".join(lines)
+    import textwrap
+
     lines = []
-    for field, what, _src360, _src201 in RULES:
-        lines.append(f"  {what}: nb360 {_value(NB360, field)}; nb201 {_value(NB201, field)}")
+    for _field, what, rule360, src360, rule201, _src201 in RULES:
+        lines.append(textwrap.fill(f"- {what}: nb360 {rule360}; nb201 {rule201}. Source: {src360}", width=100, break_on_hyphens=False,
+                                   initial_indent="  ", subsequent_indent="    "))
     return "\n".join(lines)

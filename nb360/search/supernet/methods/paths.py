@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, RandomSampler
 
 from .... import metrics as M
+from ....data.collate import collate_for
 from ....models.supernet import Path
 from ....space import nb201
 from ..losses import base_dataset, to_device
@@ -115,7 +116,7 @@ class PathMethod(ArchMethod):
         engine = self.engine
         size = engine.config.eval_batch_size or engine.config.batch_size
         while True:
-            yield from DataLoader(engine.arch_set, batch_size=size,
+            yield from DataLoader(engine.arch_set, batch_size=size, collate_fn=collate_for(engine.arch_set),
                                   sampler=RandomSampler(engine.arch_set, generator=generator))
 
     def eval_mix(self) -> Any:
