@@ -105,8 +105,8 @@ class EnasMethod(PathMethod):
     def end_epoch(self, epoch: int) -> dict[str, Any]:
         """search-cell.py's `train_controller` on the validation split; the new baseline is the mean baseline."""
         engine, cfg = self.engine, self.engine.config
-        generator = seeded(cfg.seed, epoch, 8)
-        batches = self._validation_batches(generator)
+        generator = seeded(cfg.seed, epoch, 9)  # the controller's samples
+        batches = self._validation_batches(seeded(cfg.seed, epoch, 8))
         was = engine.net.training
         engine.net.eval()
         self.controller.train()
