@@ -100,10 +100,10 @@ def test_candidate_choice_follows_hpbandsters_loop() -> None:
 
 @pytest.mark.slow
 def test_proposals_have_hpbandsters_distribution() -> None:
-    """The same stored results; 1000 proposals from hpbandster's get_config and 1500 from ours (one repeat each)."""
+    """The same stored results; 600 proposals from hpbandster's get_config and 1500 from ours (one repeat each)."""
     cg, cs = _hpbandster()
     results = _results(7, 60)
-    R = 1000
+    R = 600
     ours = BohbModel(R, 3)
     for level, ops, loss in results:
         cg.new_result(_Job(ops, BUDGETS[level], loss))

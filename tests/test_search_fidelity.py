@@ -33,10 +33,8 @@ REPEATS = 500
 
 
 @pytest.fixture(scope="module")
-def table(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from test_search_tabular import build_structured_table
-
-    return build_structured_table(tmp_path_factory.mktemp("fidelity") / "structured.h5")
+def table(structured_table_path: Path) -> Path:
+    return structured_table_path
 
 
 @pytest.fixture(scope="module")

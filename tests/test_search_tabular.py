@@ -57,8 +57,8 @@ def build_structured_table(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def structured(tmp_path_factory: pytest.TempPathFactory) -> Table:
-    return Table.open(build_structured_table(tmp_path_factory.mktemp("tabular") / "structured.h5"))
+def structured(structured_table_path: Path) -> Table:
+    return Table.open(structured_table_path)
 
 
 @pytest.fixture(scope="module")

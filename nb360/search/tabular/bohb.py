@@ -153,12 +153,13 @@ class BohbModel:
         keys = (flat + digits[:, :, :width]).reshape(-1)
         weights = np.broadcast_to(good[:, None, :width], (M, DIMS, width)).reshape(-1)
         good_counts = np.rint(np.bincount(keys, weights, minlength=size)).astype(np.int64).reshape(M, DIMS, -1)
-        neither = ~good & ~bad & (np.arange(good.shape[1])[None, :] < self.count[level, idx][:, None])
-        other = 0
-        if neither.any():
-            weights = np.broadcast_to(neither[:, None, :], digits.shape).reshape(-1)
-            other = np.rint(np.bincount((flat + digits).reshape(-1), weights, minlength=size)).astype(np.int64)
-            other = other.reshape(M, DIMS, -1)
+        # results in neither set: at most one, right after the bad ones (⌊15n/100⌋ + ⌊85n/100⌋ may be n - 1)
+        n_good, n_bad = good.sum(axis=1), bad.sum(axis=1)
+        left = n_good + n_bad
+        other = np.zeros_like(good_counts)
+        rows = np.flatnonzero(left < self.count[level, idx])
+        if rows.size:
+            other[rows[:, None], np.arange(DIMS)[None, :], digits[rows, :, left[rows]]] = 1
         return good_counts, self.totals[level, idx] - good_counts - other
 
     def propose(self, rng: np.random.Generator, idx: np.ndarray, level: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -117,3 +117,7 @@ def differences(markdown: bool = True) -> str:
         lines.append(textwrap.fill(f"- {what}: nb360 {rule360}; nb201 {rule201}. Source: {src360}", width=100, break_on_hyphens=False,
                                    initial_indent="  ", subsequent_indent="    "))
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # prints the table docs/search-protocols.md holds
+    print(differences(markdown=True))
