@@ -235,3 +235,18 @@ def test_gaea_update_is_gaea_releases(data_root: Path, tmp_path: Path) -> None:
     edges = torch.tensor([[1e-9] * 14, [0.5] * 14])  # an edge weight below 1e-5 is not clamped (only the ops are)
     out = DartsSupernet.simplex_normalize([ops, edges])
     assert float(out[1][0, 0]) == pytest.approx(0.5, rel=1e-6) and float(out[1][0, 0]) != 0.0
+
+
+@pytest.mark.parametrize("method", NATS)
+def test_cli_runs_each_method(method: str, data_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from nb360.cli import main
+
+    out = tmp_path / method
+    assert main(["search", "--method", method, "--task", "darcyflow", "--data-root", str(data_root), "--epochs", "1",
+                 "--max-steps", "1", "--C", "2", "--N", "1", "--batch-size", "4", "--eval-candidates", "3",
+                 "--eval-batch-size", "2", "--controller-steps", "1", "--tau-max", "5", "--no-attacks", "--out",
+                 str(out), "--no-progress", "--no-plots"]) == 0
+    text = capsys.readouterr().out
+    assert f"{method} on darcyflow (nb201 space): 1/1 epochs" in text and "found arch" in text
+    config = json.loads((out / "config.json").read_text())
+    assert config["eval_candidates"] == 3 and config["tau_max"] == 5 and config["grad_clip"] is None

@@ -71,3 +71,17 @@ def test_task_cards_cite_public_sources_not_a_development_path() -> None:
     for card in sorted((ROOT / "tasks").glob("*.toml")):
         first = card.read_text().splitlines()[0]
         assert "/work/" not in first and "rtu715/NAS-Bench-360" in first and "587bb09" in first, card.name
+
+
+def test_bohb_on_the_embedded_table(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from nb360.cli import main
+    from nb360.table.embedded import embedded_table_path
+
+    out = tmp_path / "bohb"
+    assert main(["search", "--method", "bohb", "--table", str(embedded_table_path()), "--repeats", "5",
+                 "--iterations", "30", "--out", str(out), "--no-progress", "--no-plots", "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["protocol"] == "nb360" and summary["queries_mean"] == 15 * 6  # 2 budgets: 6 queries / 2 iterations
+    config = json.loads((out / "config.json").read_text())
+    assert config["bohb"] == {"num_samples": 4, "random_fraction": 0.0, "bandwidth_factor": 3.0,
+                              "min_bandwidth": 0.3, "top_n_percent": 15}
