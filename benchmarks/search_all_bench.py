@@ -18,7 +18,6 @@ import argparse
 import random
 import sys
 import time
-from pathlib import Path
 
 import _common
 from _common import ROOT, machine
