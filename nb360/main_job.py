@@ -129,6 +129,7 @@ def _step_tabular(cfg: MainJobConfig, table_path: Path, out: Path, say: Progress
                                         mode=problem.final_mode)
     top = results["rea"]["most_found"][0]
     return {"table": str(table_path), "table_provenance": table.info()["provenance"], "budget_s": budget,
+            "protocol": "nb360",  # the search default: NAS-Bench-360's rules (docs/search-protocols.md)
             "search_metric": problem.search_metric, "final_metric": problem.final_metric,
             "final_mode": problem.final_mode, "summaries": results,
             "optimum": {"arch": int(best_index), "value": float(best_value)},
@@ -206,7 +207,8 @@ def _report(out: Path, summary: dict[str, Any]) -> Path:
         f"finished {tab['table_provenance'].get('finished')}). Search signal `{tab['search_metric']}`, reported "
         f"metric `{tab['final_metric']}` ({direction} is better; a Darcy Flow `accuracy` is NAS-Bench-360's 1 − "
         f"relative L2, as its released Darcy tables record it); budget {tab['budget_s']:.0f} simulated seconds per "
-        "repeat.", "",
+        f"repeat, NAS-Bench-360's search rules (`--protocol {tab.get('protocol', 'nb360')}`, "
+        "docs/search-protocols.md).", "",
         "| method | repeats | final metric, mean ± std | queries per repeat |", "|---|---|---|---|",
     ]
     for method, s in tab["summaries"].items():

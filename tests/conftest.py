@@ -64,3 +64,11 @@ def nb360_layout_table(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("nb360-layout")
     source = synthetic_nb360_file(tmp / "NATS-tss-synthetic-ninapro.pickle.pbz2", num_archs=40, epochs=20)
     return source, import_nats(source, tmp / "ninapro.h5")
+
+
+@pytest.fixture(scope="session")
+def structured_table_path(tmp_path_factory: pytest.TempPathFactory):
+    """The SYNTHETIC full-space tabular-search table of test_search_tabular.py, built once per session."""
+    from test_search_tabular import build_structured_table
+
+    return build_structured_table(tmp_path_factory.mktemp("structured") / "structured.h5")

@@ -234,7 +234,9 @@ def test_config_errors(data_root: Path) -> None:
     with pytest.raises(InputError, match="objectives"):
         default_config("e2rnas", "ninapro", objectives=("acc", "latency"))
     with pytest.raises(InputError, match="method"):
-        default_config("enas", "ninapro")
+        default_config("nao", "ninapro")
+    with pytest.raises(InputError, match="NB201 space"):
+        default_config("gdas", "ninapro", space="darts")
     with pytest.raises(InputError, match="data root"):
         SupernetSearch(default_config("darts", "ninapro", **TINY), "unused", progress=False)
     with pytest.raises(InputError, match="pixel normalisation"):

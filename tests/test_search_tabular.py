@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from nb360.errors import InputError
-from nb360.search.tabular import ALGORITHMS, TabularProblem, run
+from nb360.search.tabular import ALGORITHMS, MULTI_FIDELITY, TabularProblem, budget_bounds, run
 from nb360.search.tabular.algorithms import _Adam, _policy_gradient, _softmax
 from nb360.space import nb201
 from nb360.table import Table
@@ -57,8 +57,8 @@ def build_structured_table(path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def structured(tmp_path_factory: pytest.TempPathFactory) -> Table:
-    return Table.open(build_structured_table(tmp_path_factory.mktemp("tabular") / "structured.h5"))
+def structured(structured_table_path: Path) -> Table:
+    return Table.open(structured_table_path)
 
 
 @pytest.fixture(scope="module")
@@ -121,24 +121,32 @@ def test_queries_match_real_nats_bench_on_the_released_fixture(fixture_table: Pa
 
 
 # ---------------------------------------------------------------------------------------------- budget and logs
+@pytest.mark.parametrize("protocol", ["nb360", "nb201"])
 @pytest.mark.parametrize("method", sorted(ALGORITHMS))
-def test_every_method_respects_the_budget_and_logs_real_values(method: str, proxy_problem: TabularProblem,
+def test_every_method_respects_the_budget_and_logs_real_values(method: str, protocol: str,
+                                                               proxy_problem: TabularProblem,
                                                                structured: Table) -> None:
     budget = 1500.0
-    result = run(method, proxy_problem, budget, repeats=7, seed=3)
-    assert result.repeats == 7 and (result.n_queries > 0).all()
+    options = {"iterations": 2} if method in MULTI_FIDELITY and protocol == "nb360" else {}
+    result = run(method, proxy_problem, budget, repeats=7, seed=3, protocol=protocol, **options)
+    assert result.repeats == 7 and (result.n_queries > 0).all() and result.config["protocol"] == protocol
     for r in range(7):
         n = int(result.n_queries[r])
         times, costs = result.times[r, :n], result.costs[r, :n]
-        assert (times <= budget + 1e-9).all()
+        if not budget_bounds(method, protocol):  # NAS-Bench-360's Hyperband / BOHB: fixed iterations
+            assert n == (13 + 4 if method != "sh" else 26) and result.config["iterations_run"] == 2
+        elif protocol == "nb201":
+            assert (times <= budget + 1e-9).all()  # the overrunning query is dropped
+        else:  # NATS / NAS-Bench-360: every query counts, the one reaching the budget is the last
+            assert (times[:-1] < budget).all() and times[-1] >= budget
         assert times == pytest.approx(np.cumsum(costs))
         archs, values, epochs = result.archs[r, :n], result.values[r, :n], result.epochs[r, :n]
         assert (archs >= 0).all() and (result.archs[r, n:] == -1).all()
         for a, v, e in zip(archs[:5], values[:5], epochs[:5]):
             recorded = {structured.query(int(a), "ori-test-accuracy", int(e), seed=s, hp="12") for s in (111, 222)}
             assert min(abs(v - x) for x in recorded) < 1e-4
-        # incumbent: best value so far (multi-fidelity: best at the highest epoch so far)
-        if method not in ("hyperband", "sh"):
+        # incumbent: best value so far (nb201 multi-fidelity: best at the highest epoch so far)
+        if method not in MULTI_FIDELITY or protocol == "nb360":
             assert result.incumbent_value[r, :n] == pytest.approx(np.maximum.accumulate(values))
         assert result.incumbent_final[r, n - 1] == pytest.approx(proxy_problem.final_values[result.incumbent_arch[r,
                                                                                                                 n - 1]])
@@ -185,6 +193,21 @@ def test_local_search_reaches_the_unique_local_optimum(exact_problem: TabularPro
             moves += q >= 5 and arch in reachable
             reachable.update(nb201.neighbours(arch))
         assert moves >= 0.9 * (len(archs) - 5)
+
+
+def test_rea_mutation_follows_the_protocol(exact_problem: TabularProblem) -> None:
+    """nb360: AutoDL's node-then-edge mutation (edge probabilities 1/3, 1/6, 1/6, 1/9, 1/9, 1/9); nb201: uniform."""
+    rng = np.random.default_rng(0)
+    parents = rng.integers(0, nb201.NUM_ARCHS, 60_000)
+    for mutate, expected in ((exact_problem.mutate_by_node, [1 / 3, 1 / 6, 1 / 6, 1 / 9, 1 / 9, 1 / 9]),
+                             (exact_problem.mutate, [1 / 6] * 6)):
+        children = mutate(rng, parents)
+        changed = exact_problem.op_ids[children] != exact_problem.op_ids[parents]
+        assert (changed.sum(axis=1) == 1).all()  # exactly one edge, to a different op
+        freq = changed.mean(axis=0)
+        assert freq == pytest.approx(expected, abs=0.01)
+        new_ops = exact_problem.op_ids[children][changed]
+        assert np.bincount(new_ops, minlength=5) / len(new_ops) == pytest.approx([0.2] * 5, abs=0.01)
 
 
 def test_reinforce_policy_improves(exact_problem: TabularProblem) -> None:
@@ -239,7 +262,7 @@ def test_policy_gradient_matches_autograd() -> None:
 def test_hyperband_budgets_brackets_and_promotion(proxy_problem: TabularProblem) -> None:
     budgets, epochs = proxy_problem.fidelity_epochs(1, 12, 3)
     assert budgets == pytest.approx([12 / 9, 4, 12]) and epochs.tolist() == [0, 3, 11]
-    result = run("hyperband", proxy_problem, budget=5000, repeats=3, seed=4)
+    result = run("hyperband", proxy_problem, budget=5000, repeats=3, seed=4, protocol="nb201")
     for r in range(3):
         n = int(result.n_queries[r])
         ep = result.epochs[r, :n].tolist()
@@ -249,8 +272,16 @@ def test_hyperband_budgets_brackets_and_promotion(proxy_problem: TabularProblem)
         top3 = rung0[np.argsort(-result.values[r, :9], kind="stable")[:3]]
         assert sorted(rung1.tolist()) == sorted(top3.tolist())
         assert result.archs[r, 12] == rung1[np.argmax(result.values[r, 9:12])]
-    sh = run("sh", proxy_problem, budget=5000, repeats=2, seed=4)
+    sh = run("sh", proxy_problem, budget=5000, repeats=2, seed=4, protocol="nb201")
     assert sh.epochs[0, :26].tolist() == ([0] * 9 + [3] * 3 + [11]) * 2
+    # nb360 (hpbandster as NAS-Bench-360 runs it): promoted configurations run in sampling order, every query counts
+    hb = run("hyperband", proxy_problem, budget=None, repeats=3, seed=4, iterations=3)
+    assert (hb.n_queries == 13 + 4 + 3).all() and hb.config["stops"].startswith("after the iterations")
+    for r in range(3):
+        rung0, rung1 = hb.archs[r, :9].tolist(), hb.archs[r, 9:12].tolist()
+        assert rung1 == [a for a in rung0 if a in rung1]  # sampling order
+        best = int(np.argmax(hb.values[r, :20]))
+        assert hb.final()[0][r] == hb.archs[r, best]  # the best value at any fidelity
 
 
 def test_vectorised_rea_matches_a_straightforward_loop(proxy_problem: TabularProblem, structured: Table) -> None:
@@ -288,7 +319,7 @@ def test_vectorised_rea_matches_a_straightforward_loop(proxy_problem: TabularPro
             population.pop(0)
         best = max(history, key=lambda m: m[1])[0]
         finals.append(proxy_problem.final_values[best])
-    ours = run("rea", proxy_problem, budget, repeats=repeats, seed=0).final()[2]
+    ours = run("rea", proxy_problem, budget, repeats=repeats, seed=0, protocol="nb201").final()[2]
     se = np.sqrt(np.var(finals) / repeats + np.var(ours) / repeats)
     assert abs(np.mean(ours) - np.mean(finals)) < 4 * se
 
@@ -314,9 +345,11 @@ def test_fixture_table_search(fixture_table: Path) -> None:
 
 def test_bad_input(proxy_problem: TabularProblem, structured: Table) -> None:
     with pytest.raises(InputError, match="unknown tabular search method"):
-        run("bohb", proxy_problem, 100)
+        run("smac", proxy_problem, 100)
+    with pytest.raises(InputError, match="unknown search protocol"):
+        run("rs", proxy_problem, 100, protocol="nb101")
     with pytest.raises(InputError, match="smaller than the cost of a single query"):
-        run("rs", proxy_problem, 0.01)
+        run("rs", proxy_problem, 0.01, protocol="nb201")
     with pytest.raises(InputError, match="budget"):
         run("rs", proxy_problem, None)
     with pytest.raises(InputError, match="not recorded"):

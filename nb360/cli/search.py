@@ -3,25 +3,29 @@
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
 from . import add_common_options, device_arg
+from .search_tabular import check_fresh, run_dir_for, run_tabular
 
 _DESCRIPTION = """\
 Run a search method and write a run directory (default runs/<method>-<task>-<time>/).
 
-Tabular methods (rs, rea, ls, reinforce, hyperband, sh) query an nb360 table with NATS-Bench's
-simulated time: each query is charged the recorded train time up to the queried epoch plus the
-evaluation time, against --budget simulated seconds; --repeats independent runs are vectorised.
-By default they search the 12-epoch fidelity (as NAS-Bench-360's runs) and report the incumbent's
-200-epoch test metric. Example (NAS-Bench-360's NinaPro setting):
-  nb360 search --method rea --table ninapro.h5 --budget 40 --repeats 500
+Tabular methods (rs, rea, ls, reinforce, hyperband, sh, bohb; `--method all` runs every one into
+one plot and one table) query an nb360 table with NATS-Bench's simulated time: each query is
+charged the recorded train time up to the queried epoch plus the evaluation time, against --budget
+simulated seconds; --repeats independent runs are vectorised. By default they search the 12-epoch
+fidelity (as NAS-Bench-360's runs) and report the incumbent's 200-epoch test metric.
+--protocol nb360 (default) follows NAS-Bench-360's scripts (rtu715/NAS-Bench-360@200d40c
+precompute/ninapro, i.e. AutoDL-Projects' exps/NATS-algos) exactly; nb201 is the older rule set:
+{protocols}
+Sources, file and line, for each rule: docs/search-protocols.md. Example (NAS-Bench-360's NinaPro
+setting: 40 s, 500 repeats):
+  nb360 search --method all --table ninapro.h5 --budget 40 --repeats 500
 
-Weight-sharing methods (darts, pcdarts, gaea, e2rnas) train a supernet on a task's search split
+Weight-sharing methods (darts, pcdarts, gaea, e2rnas, gdas, setn, enas, random-ws) train a supernet on a task's search split
 with the task's loss, checkpoint every epoch and resume with --resume RUN_DIR. E2RNAS's
 upper-level objectives are chosen with --objectives. --space picks the search space:
   nb201  the NB201 supernet (default; weights on train, architecture on val); the found arch is an
@@ -35,6 +39,13 @@ Examples:
   nb360 search --method e2rnas --task ninapro --data-root data --objectives acc,adv,size
   nb360 search --space darts --method gaea --task ninapro --data-root data
   nb360 search --space darts --method darts --second-order --task cifar100 --data-root data
+GDAS, SETN, ENAS and random-ws (NB201 space) take the settings NAS-Bench-360 ran them with (AutoDL
+NATS-algos search-cell.py, rtu715/NAS-Bench-360@34eae45 precompute/ninapro/algo.sh L13-23): 100
+epochs, batch 64, SGD 0.025 -> 0.001 nesterov, wd 5e-4, no gradient clipping, BN without affine or
+running statistics, weight step before the architecture step, Adam(alpha) 3e-4 (ENAS 1e-3, eps 1e-3,
+wd 0), GDAS tau 10 -> 0.1, 100 candidates scored on validation. Deviation: NATS's own run-all.sh
+uses 200 epochs. Example:
+  nb360 search --method gdas --task ninapro --data-root data
 """
 
 
@@ -42,12 +53,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `search` subcommand."""
     from ..search import METHODS
 
+    from ..search.tabular.protocol import differences
+
     parser = subparsers.add_parser("search", help="run a NAS method on a table (simulated) or on a task (supernet)",
-                                   description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
+                                   description=_DESCRIPTION.replace("{protocols}", differences(markdown=False)),
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     tab = ", ".join(m.name for m in METHODS.values() if m.kind == "tabular")
     sup = ", ".join(m.name for m in METHODS.values() if m.kind == "supernet")
-    parser.add_argument("--method", choices=list(METHODS), metavar="METHOD",
-                        help=f"tabular: {tab}; weight-sharing: {sup}")
+    parser.add_argument("--method", choices=[*METHODS, "all"], metavar="METHOD",
+                        help=f"tabular: {tab}, or all (every tabular method, one plot and one table); "
+                             f"weight-sharing: {sup}")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     parser.add_argument("--out", metavar="DIR", help="run directory (default runs/<method>-<task>-<time>)")
     parser.add_argument("--no-plots", action="store_true", help="do not draw plots")
@@ -56,6 +71,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     g = tabular = parser.add_argument_group("tabular search")
     g.add_argument("--table", metavar="PATH", help="nb360 table (.h5) to search")
+    g.add_argument("--protocol", choices=["nb360", "nb201"], default="nb360",
+                   help="rules and hyper-parameters: nb360 (default; NAS-Bench-360's and NATS's scripts exactly) or "
+                        "nb201 (the older NAS-Bench-201 rules); see the table above")
     g.add_argument("--budget", type=float, metavar="SECONDS", help="simulated seconds per repeat")
     g.add_argument("--max-queries", type=int, metavar="N", help="queries per repeat (alone, or with --budget)")
     g.add_argument("--repeats", type=int, default=1, metavar="N", help="independent repeats (default 1)")
@@ -76,11 +94,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--sample-size", type=int, default=3, help="REA tournament size (default 3)")
     g.add_argument("--cycles", type=int, help="REA: stop after this many cycles too (default: budget only)")
     g.add_argument("--num-init", type=int, default=10, help="LS: random initial archs (default 10)")
-    g.add_argument("--learning-rate", type=float, default=0.5, help="REINFORCE Adam learning rate (default 0.5)")
+    g.add_argument("--learning-rate", type=float,
+                   help="REINFORCE Adam learning rate (default: nb360 0.01 as algo.sh L3; nb201 0.5)")
     g.add_argument("--ema-momentum", type=float, default=0.9, help="REINFORCE baseline momentum (default 0.9)")
-    g.add_argument("--min-budget", type=float, default=1.0, help="Hyperband/SH: smallest budget in epochs (1)")
-    g.add_argument("--max-budget", type=float, help="Hyperband/SH: largest budget in epochs (default: all)")
-    g.add_argument("--eta", type=float, default=3.0, help="Hyperband/SH: reduction factor (default 3)")
+    g.add_argument("--min-budget", type=float, default=1.0, help="Hyperband/SH/BOHB: smallest budget in epochs (1)")
+    g.add_argument("--max-budget", type=float, help="Hyperband/SH/BOHB: largest budget in epochs (default: all)")
+    g.add_argument("--eta", type=float, default=3.0, help="Hyperband/SH/BOHB: reduction factor (default 3)")
+    g.add_argument("--iterations", type=int,
+                   help="Hyperband/SH/BOHB iterations (default: nb360 300, NAS-Bench-360's --n_iters, whatever the "
+                        "time used; nb201: until the budget is spent)")
+    g.add_argument("--num-samples", type=int, default=4,
+                   help="BOHB: candidates per proposal (default 4, algo.sh L9; hpbandster's own default is 64)")
+    g.add_argument("--random-fraction", type=float, default=0.0,
+                   help="BOHB: share of uniformly random proposals (default 0, algo.sh L9)")
+    g.add_argument("--bandwidth-factor", type=float, default=3.0, help="BOHB: bandwidth factor (default 3)")
+    g.add_argument("--min-bandwidth", type=float, default=0.3, help="BOHB: smallest KDE bandwidth (default 0.3)")
 
     g = supernet = parser.add_argument_group("weight-sharing search")
     g.add_argument("--space", choices=["nb201", "darts"],
@@ -123,6 +151,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--arch-data", choices=["val", "train-half"], help="split for architecture steps (val)")
     g.add_argument("--lower-level", choices=["clean", "fgsm-rs"], help="weight training inputs (clean)")
     g.add_argument("--max-steps", type=int, help="cap steps per epoch (smoke runs)")
+    g.add_argument("--tau-max", type=float, help="GDAS: Gumbel temperature at the first epoch (default 10)")
+    g.add_argument("--tau-min", type=float, help="GDAS: temperature at the last epoch (default 0.1)")
+    g.add_argument("--eval-candidates", type=int,
+                   help="SETN/ENAS/random-ws: architectures scored on validation for the genotype (default 100)")
+    g.add_argument("--eval-batch-size", type=int,
+                   help="SETN/ENAS/random-ws: validation batch for that scoring and ENAS's controller (default 512)")
+    g.add_argument("--controller-steps", type=int,
+                   help="ENAS: controller updates per epoch, each averaging 20 samples (default 50)")
     g.add_argument("--compare-darts", action=argparse.BooleanOptionalAction, default=None,
                    help="E2RNAS: also run DARTS with the same settings for the trade-off plot (default on)")
     g.add_argument("--no-attacks", action="store_true", help="score the found arch clean only (no FGSM/PGD)")
@@ -140,19 +176,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run, _options_only_for=only)
 
 
-def _run_dir(args: argparse.Namespace, task: str) -> Path:
-    if args.out:
-        return Path(args.out)
-    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("runs") / f"{args.method}-{task}-{stamp}"
-
-
-def _check_fresh(run_dir: Path, resumable: bool = True) -> None:
-    from ..errors import InputError
-
-    if run_dir.exists() and any(run_dir.iterdir()):
-        how = "(or --resume it)" if resumable else "(tabular searches take seconds and are not resumed)"
-        raise InputError(f"run directory {run_dir} exists and is not empty: choose another --out {how}")
+_run_dir = run_dir_for
+_check_fresh = check_fresh
 
 
 def run(args: argparse.Namespace) -> int:
@@ -164,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
         return _run_supernet(args)
     if not args.method:
         raise InputError("choose a method with --method (see `nb360 search --help`)")
-    kind = get_method(args.method).kind
+    kind = "tabular" if args.method == "all" else get_method(args.method).kind
     other = "supernet" if kind == "tabular" else "tabular"
     ignored = [flag for dest, (flag, default) in args._options_only_for[other].items()
                if getattr(args, dest) != default]
@@ -173,82 +198,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{', '.join(ignored)} only appl{'ies' if len(ignored) == 1 else 'y'} to {what} searches, "
                          f"not to {args.method}: drop {'it' if len(ignored) == 1 else 'them'} (see `nb360 search "
                          "--help` for each kind's options)")
-    return _run_tabular(args) if kind == "tabular" else _run_supernet(args)
-
-
-def _progress_bar(enabled: bool, desc: str) -> tuple[Any, Any]:
-    if not enabled:
-        return None, None
-    from tqdm import tqdm
-
-    bar = tqdm(total=1000, desc=desc, unit="‰", dynamic_ncols=True, file=sys.stderr)
-
-    def update(fraction: float) -> None:
-        target = int(fraction * 1000)
-        if target > bar.n:
-            bar.update(target - bar.n)
-
-    return bar, update
-
-
-def _run_tabular(args: argparse.Namespace) -> int:
-    from ..errors import InputError
-    from ..search.tabular import TabularProblem, check_budget
-    from ..search.tabular import run as run_tabular
-    from ..search.tabular.output import save_result
-
-    if not args.table:
-        raise InputError(f"{args.method} searches a table: pass --table PATH (an nb360 table; `nb360 table import` "
-                         "converts released ones)")
-    if args.budget is None and args.max_queries is None:
-        raise InputError("give --budget SECONDS (simulated time per repeat) and/or --max-queries N")
-    from ..table import Table
-
-    table = Table.open(args.table)
-    if args.task is None and len(table.tasks) > 1:
-        raise InputError(f"{args.table} holds several tasks ({', '.join(table.tasks)}): choose one with --task")
-    problem = TabularProblem.from_table(table, task=args.task, search_hp=args.search_hp,
-                                        search_epoch=args.search_epoch, search_metric=args.search_metric,
-                                        final_table=args.final_table, final_task=args.final_task,
-                                        final_hp=args.final_hp, final_metric=args.final_metric)
-    options: dict[str, Any] = {"max_queries": args.max_queries}
-    if args.method == "rea":
-        options.update(population=args.population, sample_size=args.sample_size, cycles=args.cycles)
-    elif args.method == "ls":
-        options.update(num_init=args.num_init)
-    elif args.method == "reinforce":
-        options.update(learning_rate=args.learning_rate, ema_momentum=args.ema_momentum)
-    elif args.method in ("hyperband", "sh"):
-        options.update(min_budget=args.min_budget, max_budget=args.max_budget, eta=args.eta)
-    if args.budget is not None and args.max_queries is None:
-        check_budget(problem, args.budget)
-    run_dir = _run_dir(args, problem.task)
-    _check_fresh(run_dir, resumable=False)
-    bar, update = _progress_bar(not args.no_progress, f"{args.method} × {args.repeats}")
-    try:
-        result = run_tabular(args.method, problem, args.budget, args.repeats, args.seed, progress=update, **options)
-    finally:
-        if bar is not None:
-            bar.close()
-    save_result(result, run_dir, plots=not args.no_plots, command=sys.argv)
-    summary = result.summary()
-    if args.json:
-        print(json.dumps({"run_dir": str(run_dir), **summary}, indent=2))
-    else:
-        q = summary["final_quantiles"]
-        budget = f"budget {args.budget:g} s simulated" if args.budget is not None else f"{args.max_queries} queries"
-        print(f"{args.method} on {problem.task} ({args.repeats} repeats, {budget}, search hp "
-              f"{problem.search_hp}): {problem.final_metric} (hp {problem.final_hp}) of the final incumbent "
-              f"{summary['final_mean']:.4g} ± {summary['final_std']:.3g} std over repeats (median {q['0.5']:.4g}); "
-              f"{summary['queries_mean']:.1f} queries per repeat")
-        top = summary["most_found"][0]
-        if top["repeats"] > 1:
-            print(f"most often found: {top['arch_str']} (index {top['arch']}, by {top['repeats']} of {args.repeats} "
-                  "repeats)")
-        else:
-            print("every repeat ended on a different architecture (all of them: genotype.json)")
-        print(f"run directory: {run_dir}")
-    return 0
+    return run_tabular(args) if kind == "tabular" else _run_supernet(args)
 
 
 def _parse_loader_options(items: list[str]) -> dict[str, Any]:
@@ -308,6 +258,8 @@ def _run_supernet(args: argparse.Namespace) -> int:
             lr=args.lr, arch_lr=args.arch_lr, weight_decay=args.weight_decay,
             second_order=args.second_order, exclude_none=args.exclude_none,
             arch_data=args.arch_data, lower_level=args.lower_level, max_steps=args.max_steps,
+            tau_max=args.tau_max, tau_min=args.tau_min, eval_candidates=args.eval_candidates,
+            eval_batch_size=args.eval_batch_size, controller_steps=args.controller_steps,
             compare_darts=compare, eval_attacks=False if args.no_attacks else None, pgd_steps=args.pgd_steps,
             loader_options=_parse_loader_options(args.loader_option) or None, device=args.device)
         run_dir = _run_dir(args, args.task)

@@ -21,6 +21,7 @@ from ..errors import InputError
 from ._archive import Archive, DirectoryArchive, open_tree
 from ._common import TaskData
 from .audio import FRAMES, eval_transform, log_mel, read_wav, train_transform
+from .collate import collate_clips
 
 ZIP = "audio.zip"
 MANIFESTS = {"train": "tr.csv", "val": "val.csv", "test": "eval.csv"}
@@ -144,7 +145,13 @@ class Fsd50kTrain(Dataset):
 
 
 class Fsd50kEval(Dataset):
-    """Items (x float32[n_chunks, 1, 96, 101], y float32[200]): every chunk of clip `index`, padded, no augmentation."""
+    """Items (x float32[n_chunks, 1, 96, 101], y float32[200]): every chunk of clip `index`, padded, no augmentation.
+
+    Clips have different chunk counts: loaders batch them with `collate` (`nb360.data.collate`), which
+    keeps the clip boundaries, so any batch size evaluates like the original's one clip per batch.
+    """
+
+    collate = staticmethod(collate_clips)
 
     def __init__(self, tree: AudioTree, clips: _Clips) -> None:
         self.tree = tree

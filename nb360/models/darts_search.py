@@ -213,14 +213,15 @@ class DartsSupernet(WindowedInference, nn.Module):
 
     @staticmethod
     def simplex_normalize(parts: Sequence[torch.Tensor], exclude_none: bool = False) -> list[torch.Tensor]:
-        """GAEA's normalize: clamp(p, 1e-5) / sum, per edge for ops and per node for edges."""
+        """GAEA's normalize (gaea_release cnn/architect/architect_edarts.py `step`): ops clamp(p, 1e-5) / sum per
+        edge; edges divided by their node's sum, not clamped (the clamp there is commented out)."""
         ops = parts[0].clamp(min=1e-5)
         if exclude_none:
             ops = ops.clone()
             ops[..., darts.NONE] = 0.0
         out = [ops / ops.sum(dim=-1, keepdim=True)]
         if len(parts) > 1:
-            out.append(node_normalize(parts[1].clamp(min=1e-5)))
+            out.append(node_normalize(parts[1]))
         return out
 
     @staticmethod

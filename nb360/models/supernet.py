@@ -9,7 +9,9 @@ cells, initialised to 1e-3·randn; architecture weights softmax(α) per edge. Ce
 to exclude `none` (AutoDL keeps it; GAEA/NASLib exclude it).
 
 `forward(x, weights=None)` takes optional architecture weights (any (6, 5) tensor: one-hot,
-Gumbel hard weights, GAEA's simplex weights) so every search method can drive the same network.
+Gumbel hard weights, GAEA's simplex weights) so every search method can drive the same network,
+or a `Path`: one op per edge, run alone (AutoDL's `forward_dynamic`, and with straight-through
+weights its `forward_gdas`), the same for every cell or one per cell (`forward_urs`).
 The per-node computation lives in `SearchCell.compute_node` (the reference path). With `fused=True`
 (the default where nb360's `cell_node` kernels exist for the input's device) each cell runs through
 `nb360.models.fused_cell` instead: one ReLU and one convolution per source node and one fused
@@ -19,6 +21,7 @@ keeps the plain-PyTorch reference path for checking.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -34,6 +37,25 @@ from .fused_cell import ConvGrouping, build_plan, fusable, fused_cell_forward, r
 from .nb201 import TinyNetwork, classify, stage_plan
 
 MixedSumImpl = Literal["reference", "mixed_sum"]
+
+
+@dataclass
+class Path:
+    """Sampled architectures the supernet runs one op per edge of (only the chosen ops are computed).
+
+    `index`: (6,) op ids shared by every cell, or (cells, 6) one row per search cell. `weights`:
+    optional (6, 5) straight-through weights (GDAS): each edge then returns
+    w[e, a]·op_a(x) + Σ_{o≠a} w[e, o] (AutoDL `NAS201SearchCell.forward_gdas`), so the loss reaches
+    every weight of the edge while only op a runs; without weights an edge returns op_a(x)
+    (`forward_dynamic`).
+    """
+
+    index: torch.Tensor
+    weights: torch.Tensor | None = None
+
+    def row(self, cell: int) -> torch.Tensor:
+        """The op ids of search cell `cell`."""
+        return self.index if self.index.dim() == 1 else self.index[cell]
 
 
 class SearchCell(nn.Module):
@@ -80,6 +102,26 @@ class SearchCell(nn.Module):
         """Node `target` = sum over its incoming edges of the mixed edge (weights: the (6, 5) tensor)."""
         return sum(self.mixed_edge(e, nodes[source], weights[e])
                    for e, (source, t) in enumerate(nb201.EDGES) if t == target)
+
+    def forward_path(self, x: torch.Tensor, index: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+        """Run only op index[e] on each edge (see `Path`); returns node 3."""
+        ops = [int(i) for i in index.tolist()]
+        nodes = [x]
+        for target in range(1, nb201.NUM_NODES):
+            total: torch.Tensor | float = 0.0
+            for e, (source, t) in enumerate(nb201.EDGES):
+                if t != target:
+                    continue
+                a = ops[e]
+                out = self.edges[e][a](nodes[source])
+                if weights is not None:  # the original's order: sum over ops of w·op(x) (chosen) or w (others)
+                    edge: torch.Tensor | float = 0.0
+                    for o in range(nb201.NUM_OPS):
+                        edge = edge + (weights[e, o] * out if o == a else weights[e, o])
+                    out = edge  # type: ignore[assignment]
+                total = total + out
+            nodes.append(total)  # type: ignore[arg-type]
+        return nodes[-1]
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
         """Run the cell with (6, 5) architecture weights; returns node 3."""
@@ -158,11 +200,13 @@ class Supernet(WindowedInference, nn.Module):
         return torch.softmax(self.alpha / tau, dim=-1)
 
     # ----- forward
-    def forward_features(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor, weights: torch.Tensor | Path | None = None) -> torch.Tensor:
         """Features after the final BN + ReLU, with the given (or softmax(α)) architecture weights."""
         if x.dim() != self.dim + 2 or x.shape[1] != self.in_channels:
             want = "(N, C, H, W)" if self.dim == 2 else "(N, C, L)"
             raise InputError(f"Supernet expects a {want} batch with C={self.in_channels}, got shape {tuple(x.shape)}")
+        if isinstance(weights, Path):
+            return self._forward_path(x, weights)
         if weights is None:
             weights = self.arch_weights()
         elif weights.shape != (nb201.NUM_EDGES, nb201.NUM_OPS):
@@ -172,8 +216,22 @@ class Supernet(WindowedInference, nn.Module):
             feature = cell(feature, weights) if isinstance(cell, SearchCell) else cell(feature)
         return self.lastact(feature)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits with architecture weights `weights` (default softmax(α)): (N, out) or (N, out, H, W)."""
+    def _forward_path(self, x: torch.Tensor, path: Path) -> torch.Tensor:
+        cells = len(self.search_cells())
+        if path.index.shape not in ((nb201.NUM_EDGES,), (cells, nb201.NUM_EDGES)):
+            raise InputError(f"a path's op ids must have shape (6,) or ({cells}, 6), got {tuple(path.index.shape)}")
+        feature = self.stem(x)
+        k = 0
+        for cell in self.cells:
+            if isinstance(cell, SearchCell):
+                feature = cell.forward_path(feature, path.row(k), path.weights)
+                k += 1
+            else:
+                feature = cell(feature)
+        return self.lastact(feature)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor | Path | None = None) -> torch.Tensor:
+        """Logits with architecture weights `weights` (default softmax(α)) or a `Path`: (N, out) or (N, out, H, W)."""
         return classify(self, self.forward_features(x, weights))
 
     # ----- discretisation

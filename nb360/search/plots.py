@@ -19,10 +19,13 @@ def _pyplot():
 
 
 def plot_trajectories(curves: Sequence[dict[str, Any]], path: str | os.PathLike, *, xlabel: str = "simulated time (s)",
-                      ylabel: str = "test metric of the incumbent", title: str = "") -> None:
-    """Median incumbent over repeats with the 25-75% band, one line per entry {label, grid, values (R, G)}."""
+                      ylabel: str = "test metric of the incumbent", title: str = "", band: str = "iqr",
+                      budget: float | None = None, note: str = "") -> None:
+    """The incumbent over repeats, one line per entry {label, grid, values (R, G)}: median with the 25-75% band
+    (band="iqr"), or mean ± one standard deviation (band="std", NAS-Bench-360's figure). `budget` draws the
+    simulated budget as a vertical line; `note` is printed under the axes."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(7.6, 4.8) if note else (6.4, 4.2))
     for curve in curves:
         grid, values = np.asarray(curve["grid"]), np.asarray(curve["values"], dtype=float)
         ok = ~np.isnan(values).all(axis=0)
@@ -33,17 +36,27 @@ def plot_trajectories(curves: Sequence[dict[str, Any]], path: str | os.PathLike,
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)
-                med = np.nanmedian(values[:, ok], axis=0)
-                low = np.nanquantile(values[:, ok], 0.25, axis=0)
-                high = np.nanquantile(values[:, ok], 0.75, axis=0)
+                if band == "std":
+                    med = np.nanmean(values[:, ok], axis=0)
+                    spread = np.nanstd(values[:, ok], axis=0)
+                    low, high = med - spread, med + spread
+                else:
+                    med = np.nanmedian(values[:, ok], axis=0)
+                    low = np.nanquantile(values[:, ok], 0.25, axis=0)
+                    high = np.nanquantile(values[:, ok], 0.75, axis=0)
         line, = ax.plot(grid[ok], med, label=f"{curve['label']} (n={values.shape[0]})")
-        ax.fill_between(grid[ok], low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+        ax.fill_between(grid[ok], low, high, color=line.get_color(), alpha=0.15, linewidth=0)
+    if budget is not None:
+        ax.axvline(budget, color="black", linestyle=":", linewidth=1, label=f"budget {budget:g} s")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.set_title(title or "incumbent over time: median and interquartile range over repeats")
+    what = "mean ± std" if band == "std" else "median and interquartile range"
+    ax.set_title(title or f"incumbent over time: {what} over repeats")
     ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
+    ax.legend(fontsize=8)
+    if note:
+        fig.text(0.01, 0.01, note, fontsize=7, wrap=True)
+    fig.tight_layout(rect=(0, 0.07, 1, 1) if note else None)
     fig.savefig(path, dpi=120)
     plt.close(fig)
 

@@ -98,11 +98,14 @@ def make_loader(dataset: Any, batch_size: int, *, shuffle: bool, seed: int = 0, 
 
     With a `sampler` (e.g. a DistributedSampler, which shuffles itself) `shuffle` must be False.
     """
+    from ..data.collate import collate_for
+
     generator = torch.Generator()
     generator.manual_seed(seed)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, drop_last=drop_last,
                                        num_workers=num_workers, generator=generator, sampler=sampler,
-                                       worker_init_fn=_seed_worker if num_workers else None)
+                                       worker_init_fn=_seed_worker if num_workers else None,
+                                       collate_fn=collate_for(dataset))
 
 
 def _seed_worker(worker_id: int) -> None:

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import metrics as M
+from ..data.collate import ClipChunks, clip_means
 from ..errors import InputError
 from ..tasks.card import TaskCard
 
@@ -99,12 +100,21 @@ class RecordingVote(Classification):
                             "f1_macro": f1})
 
 
+def _logits(model: Any, batch: Any, x: torch.Tensor) -> torch.Tensor:
+    """Logits per item; for whole clips (FSD50K evaluation) each clip's mean over its chunks' logits."""
+    if len(batch) > 2 and isinstance(batch[2], ClipChunks):  # chunks of clips of any lengths, concatenated
+        return clip_means(model(x), batch[2])
+    if x.dim() == 5:  # a batch of clips with equal chunk counts stacked by the default collate
+        return torch.stack([model(clip).mean(0) for clip in x])
+    return model(x)
+
+
 class MultiLabel(Objective):
     """Multi-label tagging (DeepSEA; FSD50K with clip-level averaging of chunk logits): BCE, mean AUROC / mAP."""
 
     def loss(self, model, batch, device):
         x, y = _to(device, *batch[:2])
-        loss = _check_finite(F.binary_cross_entropy_with_logits(model(x), y.float()), self.card.name)
+        loss = _check_finite(F.binary_cross_entropy_with_logits(_logits(model, batch, x), y.float()), self.card.name)
         return loss, {}
 
     @torch.no_grad()
@@ -112,10 +122,7 @@ class MultiLabel(Objective):
         scores, labels, total, count = [], [], 0.0, 0
         for batch in loader:
             x, y = _to(device, *batch[:2])
-            if x.dim() == 5:  # FSD50K eval items: every chunk of one clip -> average the chunk logits
-                logits = torch.stack([model(clip).mean(0) for clip in x])
-            else:
-                logits = model(x)
+            logits = _logits(model, batch, x)
             total += float(F.binary_cross_entropy_with_logits(logits, y.float(), reduction="sum")) / y.shape[1]
             count += y.shape[0]
             scores.append(torch.sigmoid(logits).cpu().numpy())
@@ -131,12 +138,28 @@ class MultiLabel(Objective):
 class DarcyRelativeL2(Objective):
     """Darcy Flow: relative L2 between decoded predictions and targets (LpLoss size_average=False).
 
-    As the original, the training loss sums the per-sample relative L2 over the batch; evaluation
-    averages it over samples. The dataset's `y_normalizer` decodes predictions (and normalised
-    training targets).
+    As the original, the training loss sums the per-sample relative L2 over the batch. Evaluation
+    aggregates as the original does (`aggregation="batch"`, the default): per batch of the card's
+    batch size (tasks/darcyflow.toml [baseline] batch_size, 8) the sum over the batch divided by its
+    length, then the mean over batches, so a short last batch weighs as much as a full one;
+    `aggregation="sample"` averages over samples instead. Both are computed from the whole
+    split's per-sample errors, whatever batch size the loader uses. The dataset's `y_normalizer`
+    decodes predictions (and normalised training targets).
     """
 
     loss_is_sum = True
+    AGGREGATIONS = ("batch", "sample")
+
+    def __init__(self, card: TaskCard, aggregation: str = "batch") -> None:
+        super().__init__(card)
+        if aggregation not in self.AGGREGATIONS:
+            raise InputError(f"Darcy Flow aggregation must be 'batch' (the original's) or 'sample', got {aggregation!r}")
+        self.aggregation = aggregation
+        try:
+            protocol = card.protocol()
+            self.batch_size: int | None = protocol.eval_batch_size or protocol.batch_size
+        except Exception:  # a card without a structured [baseline] (synthetic test cards): per-sample
+            self.batch_size = None
 
     def _decoded(self, model, batch, device, dataset) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = _to(device, *batch[:2])
@@ -169,7 +192,8 @@ class DarcyRelativeL2(Objective):
             out, y = self._decoded(model, batch, device, loader.dataset)
             preds.append(out.cpu().numpy())
             targets.append(y.cpu().numpy())
-        rel = M.relative_l2(np.concatenate(preds), np.concatenate(targets))
+        batch = self.batch_size if self.aggregation == "batch" else None
+        rel = M.relative_l2(np.concatenate(preds), np.concatenate(targets), batch_size=batch)
         # NAS-Bench-360's Darcy tables record "accuracy" = 1 - relative L2 (a fraction); kept for comparison.
         return self.result({"loss": rel, "rel_l2": rel, "accuracy": 1.0 - rel})
 
@@ -241,18 +265,21 @@ class PsicovDistances(Objective):
         return self.result({"loss": total / count, **maes})
 
 
-def objective_for(card: TaskCard, train_dataset: Any = None) -> Objective:
-    """The objective of a task card (the training dataset supplies Darcy's normalizers)."""
+def objective_for(card: TaskCard, train_dataset: Any = None, *, aggregation: str | None = None) -> Objective:
+    """The objective of a task card (the training dataset supplies Darcy's normalizers; `aggregation` picks Darcy's
+    evaluation average: "batch", the original's, or "sample")."""
     kinds: dict[str, type[Objective]] = {"ecg": RecordingVote, "darcyflow": DarcyRelativeL2, "cosmic": CosmicMasks,
                                          "psicov": PsicovDistances}
     if card.name in kinds:
         objective = kinds[card.name](card)
+        if aggregation is not None and isinstance(objective, DarcyRelativeL2):
+            objective = DarcyRelativeL2(card, aggregation)
     elif card.problem == "multiclass":
         objective = Classification(card)
     elif card.problem == "multilabel":
         objective = MultiLabel(card)
     elif card.problem == "regression" and card.metric.name == "rel_l2":
-        objective = DarcyRelativeL2(card)
+        objective = DarcyRelativeL2(card, aggregation or "batch")
     else:
         raise InputError(f"no objective for task {card.name!r} (problem {card.problem}, metric {card.metric.name})")
     if isinstance(objective, DarcyRelativeL2):

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
+from ...data.collate import collate_for
 from ..plots import plot_series, plot_tradeoff
 from .config import METHODS, SearchConfig, default_config
 from .engine import CHECKPOINT, SearchResult, SupernetSearch
@@ -42,7 +43,7 @@ def evaluate_found(engine: SupernetSearch, genotype: str) -> dict[str, Any]:
     cfg = engine.config
     net = engine.net.discretize(genotype).to(engine.device)
     size = engine.resources["size"]
-    loader = DataLoader(engine.eval_set, batch_size=cfg.batch_size)
+    loader = DataLoader(engine.eval_set, batch_size=cfg.batch_size, collate_fn=collate_for(engine.eval_set))
     threat = engine.threat if cfg.eval_attacks else None
     scores = evaluate_network(net, loader, engine.eval_obj, threat, pgd_steps=cfg.pgd_steps, seed=cfg.seed,
                               device=engine.device, input_dims=len(engine.sample_shape) + 1)

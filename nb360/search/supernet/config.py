@@ -1,4 +1,5 @@
-"""Settings of a weight-sharing search (DARTS, PC-DARTS, GAEA, E2RNAS on the NB201 or DARTS space), with defaults.
+"""Settings of a weight-sharing search (DARTS, PC-DARTS, GAEA, E2RNAS on the NB201 or DARTS space; GDAS, SETN, ENAS,
+random weight-sharing on the NB201 space), with defaults.
 
 Defaults follow search-methods.md: DARTS as NAS-Bench-201's DARTS-V1 (§3.2: C=16, N=5, 50 epochs,
 batch 64, SGD 0.025 → 0.001 cosine, nesterov, momentum 0.9, wd 5e-4, grad clip 5; Adam(α) 3e-4,
@@ -16,6 +17,18 @@ size (`darts_settings.py`; for the full-channel DARTS and E2RNAS at most DARTS's
 0.001, Adam(α) 6e-4, architecture steps from epoch 15; GAEA (GAEA PC-DARTS) K=4, edge weights,
 exponentiated gradient lr 0.1 on op and edge weights, lr 0.1 → 0, no warm-up; E2RNAS the DARTS
 settings, second order, objectives acc, adv, size (size of the 20-cell evaluation network).
+
+GDAS, SETN, ENAS and random weight-sharing (`NATS_COMMON`, `METHOD_DEFAULTS`) take the settings of
+the script NAS-Bench-360 ran them with, AutoDL's `exps/NATS-algos/search-cell.py`
+(rtu715/NAS-Bench-360@34eae45 `precompute/ninapro/search-cell.py`, its `algo.sh` L13-23):
+`configs/nas-benchmark/algos/weight-sharing.config` (100 epochs, batch 64, SGD 0.025 cosine to
+0.001, nesterov, momentum 0.9, wd 5e-4, no gradient clipping; validation batches of 512), C=16,
+N=5, BN without affine parameters or running statistics (`--affine 0 --track_running_stats 0`),
+Adam(α) 3e-4, betas (0.5, 0.999), wd 1e-3, eps 1e-8 (ENAS: lr 1e-3, wd 0, eps 1e-3 from
+`algo.sh` L23), GDAS τ from 10 to 0.1, 100 candidate architectures scored on validation. Their
+weight step comes before the architecture step, as in that script. One deviation, named in
+`NATS_DEVIATIONS`: NATS's run-all.sh passes 200 epochs for its own runs; NAS-Bench-360's algo.sh
+does not, so the config's 100 apply.
 """
 
 from __future__ import annotations
@@ -26,7 +39,8 @@ from typing import Any
 
 from ...errors import InputError
 
-METHODS = ("darts", "gaea", "e2rnas", "pcdarts")
+METHODS = ("darts", "gaea", "e2rnas", "pcdarts", "gdas", "setn", "enas", "random-ws")
+NATS_METHODS = ("gdas", "setn", "enas", "random-ws")  # AutoDL NATS-algos search-cell.py; NB201 space only
 SPACES = ("nb201", "darts")
 OBJECTIVES = ("acc", "adv", "size", "flops")
 CONSTRAINTS = ("abs", "min", "max", "none")
@@ -63,15 +77,22 @@ class SearchConfig:
     momentum: float = 0.9
     nesterov: bool = True
     weight_decay: float = 5e-4
-    grad_clip: float = 5.0
+    grad_clip: float | None = 5.0  # None: no clipping (NATS's search-cell.py)
     lower_level: str = "clean"  # or "fgsm-rs": train the weights on FGSM-RS examples (E2RNAS v1)
     # architecture
     arch_lr: float = 3e-4
     arch_betas: tuple[float, float] = (0.5, 0.999)
     arch_weight_decay: float = 1e-3
+    arch_eps: float = 1e-8  # Adam's eps for α (ENAS: 1e-3, NAS-Bench-360's algo.sh)
     second_order: bool = False
     warmup_epochs: int = 0  # epochs of weight training before the first architecture step (PC-DARTS: 15)
     exclude_none: bool = False  # discretisation (and, for GAEA, the simplex) without the `none` op
+    # GDAS, SETN, ENAS, random weight-sharing (AutoDL NATS-algos search-cell.py)
+    tau_max: float = 10.0  # GDAS: Gumbel-softmax temperature, linear from tau_max to tau_min over the epochs
+    tau_min: float = 0.1
+    eval_candidates: int = 100  # SETN/ENAS/random-ws: architectures scored on validation to pick the genotype
+    eval_batch_size: int | None = None  # validation batch for that scoring and ENAS's controller (None: batch_size)
+    controller_steps: int = 50  # ENAS: controller updates per epoch, each averaging 20 sampled architectures
     # E2RNAS upper level
     objectives: tuple[str, ...] = ("acc",)
     mgda: bool = True
@@ -145,6 +166,18 @@ class SearchConfig:
                              "(--method e2rnas)")
         if self.method == "gaea" and self.second_order:
             raise InputError("GAEA's exponentiated-gradient update is first order; drop --second-order")
+        if self.method in NATS_METHODS:
+            if self.space != "nb201":
+                raise InputError(f"{self.method} searches the NB201 space (as NATS's search-cell.py): drop --space darts")
+            if self.second_order:
+                raise InputError(f"{self.method} has no second-order step; drop --second-order")
+            if not (0 < self.tau_min <= self.tau_max) or self.eval_candidates < 1 or self.controller_steps < 1:
+                raise InputError("need 0 < tau_min <= tau_max, eval_candidates >= 1 and controller_steps >= 1; got "
+                                 f"{self.tau_min}, {self.tau_max}, {self.eval_candidates}, {self.controller_steps}")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise InputError(f"grad_clip must be positive or None (no clipping), got {self.grad_clip}")
+        if self.eval_batch_size is not None and self.eval_batch_size < 1:
+            raise InputError(f"eval_batch_size must be at least 1, got {self.eval_batch_size}")
         if self.size_constraint not in CONSTRAINTS:
             raise InputError(f"size_constraint must be one of {', '.join(CONSTRAINTS)}, got {self.size_constraint!r}")
         if not self.eps >= 0:
@@ -180,10 +213,31 @@ class SearchConfig:
         return cls(**data)
 
 
+# AutoDL configs/nas-benchmark/algos/weight-sharing.config and search-cell.py's defaults (module docstring)
+NATS_COMMON: dict[str, Any] = {"C": 16, "N": 5, "epochs": 100, "batch_size": 64, "eval_batch_size": 512,
+                               "lr": 0.025, "lr_min": 0.001, "momentum": 0.9, "nesterov": True,
+                               "weight_decay": 5e-4, "grad_clip": None, "arch_lr": 3e-4, "arch_betas": (0.5, 0.999),
+                               "arch_weight_decay": 1e-3, "arch_eps": 1e-8,
+                               "supernet_options": {"affine": False, "track_running_stats": False}}
 METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "darts": {},
-    "gaea": {"arch_lr": 0.1, "weight_decay": 3e-4, "C": 24, "epochs": 25, "exclude_none": True},
+    # gaea_release: plain momentum for the weights (cnn/train_utils.py setup_optimizer: SGD without nesterov)
+    "gaea": {"arch_lr": 0.1, "weight_decay": 3e-4, "C": 24, "epochs": 25, "exclude_none": True, "nesterov": False},
     "e2rnas": {"objectives": ("acc", "adv", "size")},
+    "gdas": {**NATS_COMMON, "tau_max": 10.0, "tau_min": 0.1},
+    "setn": {**NATS_COMMON, "eval_candidates": 100},
+    "enas": {**NATS_COMMON, "arch_lr": 1e-3, "arch_weight_decay": 0.0, "arch_eps": 1e-3, "eval_candidates": 100,
+             "controller_steps": 50},
+    "random-ws": {**NATS_COMMON, "eval_candidates": 100},
+}
+# Where nb360's defaults for these methods differ from the script NAS-Bench-360 ran (each with its reason).
+NATS_DEVIATIONS: dict[str, str] = {
+    "epochs": "100, weight-sharing.config's, as NAS-Bench-360's algo.sh runs it; NATS's own run-all.sh passes "
+              "--overwite_epochs 200",
+    "evaluation of the supernet each epoch": "GDAS and random-ws are scored on the genotype's path (deterministic); "
+              "search-cell.py's valid_func samples a fresh Gumbel / uniform path per batch (a log, not the result)",
+    "random-ws architecture step": "skipped: search-cell.py runs a no-grad forward on the validation batch only to "
+              "log its loss",
 }
 
 # DARTS space: settings every method shares, then each method's own (search-methods.md §1.6, §3.1, §3.3, §3.4).
@@ -212,6 +266,8 @@ def default_config(method: str, task: str, space: str | None = None, **overrides
     if space not in SPACES:
         raise InputError(f"unknown search space {space!r}: choose one of {', '.join(SPACES)}")
     given = {k: v for k, v in overrides.items() if v is not None}
+    if space == "darts" and method in NATS_METHODS:
+        raise InputError(f"{method} searches the NB201 space (as NATS's search-cell.py): drop --space darts")
     if space == "nb201":
         if method == "pcdarts":
             raise InputError("PC-DARTS searches the DARTS space (partial channels, edge normalisation): add "

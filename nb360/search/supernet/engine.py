@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, RandomSampler, Subset
 
+from ...data.collate import collate_for
 from ...errors import DataError, InputError
 from ...models import build_supernet, cost_model
 from ...robust import ThreatModel, fgsm
@@ -210,10 +211,9 @@ class SupernetSearch:
         return self.method.arch_weights()
 
     def genotype(self) -> str:
-        """The arch string (NB201, argmax per edge) or DARTS genotype text (DARTS rule) of the current weights."""
-        if self.space == "darts":
-            return self.net.genotype(weights=self.arch_weights().detach())
-        return self.net.genotype(self.config.exclude_none, weights=self.arch_weights().detach())
+        """The method's genotype now: the arch string (NB201: argmax per edge, or the best of candidates scored on
+        validation) or DARTS genotype text (DARTS rule)."""
+        return self.method.derive()
 
     def arch_index(self, genotype: str) -> int | None:
         """The NB201 index of an arch string; None in the DARTS space (no table indexes it)."""
@@ -293,7 +293,8 @@ class SupernetSearch:
         self.w_opt.zero_grad(set_to_none=True)
         loss = batch_loss(self.train_obj, model, batch, self.device)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.weights, cfg.grad_clip)
+        if cfg.grad_clip is not None:  # NATS's search-cell.py clips nothing
+            torch.nn.utils.clip_grad_norm_(self.weights, cfg.grad_clip)
         self.w_opt.step()
         for a in self.net.arch_parameters():  # the weight loss also reaches α; the architecture step sets its own
             a.grad = None
@@ -302,12 +303,12 @@ class SupernetSearch:
     # ------------------------------------------------------------------ epochs
     def _loaders(self, epoch: int) -> tuple[DataLoader, Iterator[Any]]:
         cfg = self.config
-        train = DataLoader(self.train_set, batch_size=cfg.batch_size,
+        train = DataLoader(self.train_set, batch_size=cfg.batch_size, collate_fn=collate_for(self.train_set),
                            sampler=RandomSampler(self.train_set, generator=_generator(cfg.seed, epoch, 1)))
 
         def arch_batches() -> Iterator[Any]:
             for cycle in itertools.count():  # the architecture split is cycled, reshuffled on every pass
-                yield from DataLoader(self.arch_set, batch_size=cfg.batch_size,
+                yield from DataLoader(self.arch_set, batch_size=cfg.batch_size, collate_fn=collate_for(self.arch_set),
                                       sampler=RandomSampler(self.arch_set, generator=_generator(cfg.seed, epoch, 2,
                                                                                                 cycle)))
 
@@ -320,7 +321,8 @@ class SupernetSearch:
         mix = self.method.eval_mix()
         try:
             scores = self.eval_obj.evaluate(lambda inp: self.net(inp, mix),
-                                            DataLoader(self.eval_set, batch_size=self.config.batch_size), self.device)
+                                            DataLoader(self.eval_set, batch_size=self.config.batch_size,
+                                                       collate_fn=collate_for(self.eval_set)), self.device)
         except FloatingPointError as exc:
             raise InputError(f"{exc} (evaluating the supernet)") from None
         finally:
@@ -338,6 +340,7 @@ class SupernetSearch:
         train, arch_batches = self._loaders(epoch)
         attack_gen = _generator(cfg.seed, epoch, 3)
         lower_gen = _generator(cfg.seed, epoch, 4)
+        self.method.start_epoch(epoch)
         steps = len(train) if cfg.max_steps is None else min(len(train), cfg.max_steps)
         bar = progress_bar(steps, f"{cfg.method} epoch {epoch + 1}/{cfg.epochs}", self.progress)
         start = time.perf_counter()
@@ -347,12 +350,15 @@ class SupernetSearch:
                 break
             train_batch = to_device(train_batch, self.device)
             arch_batch = to_device(next(arch_batches), self.device)
+            if self.method.weights_first:
+                loss = self.weight_step(train_batch, lower_gen)
             if epoch >= cfg.warmup_epochs:
                 info = self.arch_step(train_batch, arch_batch, lr, attack_gen)
             else:  # warm-up (PC-DARTS: the first 15 epochs train the weights only)
                 info = {"arch_step": False, "objectives": {}, "grad_norm": {},
                         "lambda": {name: None for name in cfg.objectives}}
-            loss = self.weight_step(train_batch, lower_gen)
+            if not self.method.weights_first:
+                loss = self.weight_step(train_batch, lower_gen)
             train_losses.append(loss)
             self.step += 1
             row = {"epoch": epoch, "step": self.step, "lr": lr, "train_loss": loss, **info}
@@ -363,13 +369,14 @@ class SupernetSearch:
                                                            if v is not None}})
         if bar is not None:
             bar.close()
+        extra = self.method.end_epoch(epoch)
         weights = self.arch_weights().detach()
         record: dict[str, Any] = {
             "epoch": epoch, "lr": lr, "steps": len(train_losses), "train_loss": float(np.mean(train_losses)),
             **self.evaluate_supernet(), "genotype": self.genotype(),
             "arch_weights": weights.cpu().tolist(),
             "expected_params_M": float(self.resources["size"].cost.expected(weights)) / 1e6,
-            "seconds": time.perf_counter() - start,
+            "seconds": time.perf_counter() - start, **extra,
         }
         if "flops" in self.resources:
             record["expected_flops_M"] = float(self.resources["flops"].cost.expected(weights)) / 1e6

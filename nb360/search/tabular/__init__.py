@@ -2,7 +2,7 @@
 
     from nb360.search.tabular import TabularProblem, run
     problem = TabularProblem.from_table("ninapro.h5")          # 12-epoch search, 200-epoch final metric
-    result = run("rea", problem, budget=40, repeats=500, seed=0)
+    result = run("rea", problem, budget=40, repeats=500, seed=0)   # protocol="nb360" (default) or "nb201"
     result.summary()["final_mean"]
 
 Imports no torch.
@@ -14,8 +14,10 @@ from collections.abc import Callable
 from typing import Any
 
 from ...errors import InputError
-from .algorithms import hyperband, local_search, random_search, regularized_evolution, reinforce, successive_halving
+from .algorithms import local_search, random_search, regularized_evolution, reinforce
+from .multifidelity import bohb, hyperband, successive_halving
 from .problem import TabularProblem
+from .protocol import DEFAULT_PROTOCOL, PROTOCOLS, Protocol, get_protocol
 from .trajectory import TabularResult
 
 ALGORITHMS: dict[str, Callable[..., TabularResult]] = {
@@ -25,22 +27,32 @@ ALGORITHMS: dict[str, Callable[..., TabularResult]] = {
     "reinforce": reinforce,
     "hyperband": hyperband,
     "sh": successive_halving,
+    "bohb": bohb,
 }
+MULTI_FIDELITY = ("hyperband", "sh", "bohb")
 
-__all__ = ["ALGORITHMS", "TabularProblem", "TabularResult", "check_budget", "hyperband", "local_search",
+__all__ = ["ALGORITHMS", "DEFAULT_PROTOCOL", "MULTI_FIDELITY", "PROTOCOLS", "Protocol", "TabularProblem",
+           "TabularResult", "bohb", "budget_bounds", "check_budget", "get_protocol", "hyperband", "local_search",
            "random_search", "regularized_evolution", "reinforce", "run", "successive_halving"]
 
 
+def budget_bounds(method: str, protocol: str | Protocol | None = None) -> bool:
+    """Whether the simulated budget stops `method` under `protocol` (not NAS-Bench-360's Hyperband / BOHB)."""
+    return not (method in MULTI_FIDELITY and get_protocol(protocol).multi_fidelity_stop == "iterations")
+
+
 def run(method: str, problem: TabularProblem, budget: float | None, repeats: int = 1, seed: int = 0,
-        **options: Any) -> TabularResult:
-    """Run tabular search `method` (rs, rea, ls, reinforce, hyperband, sh) for `repeats` repeats."""
+        protocol: str | Protocol | None = None, **options: Any) -> TabularResult:
+    """Run tabular search `method` (rs, rea, ls, reinforce, hyperband, sh, bohb) for `repeats` repeats under
+    `protocol` (nb360, the default, or nb201)."""
     try:
         fn = ALGORITHMS[method]
     except KeyError:
         raise InputError(f"unknown tabular search method {method!r}; choose one of {', '.join(ALGORITHMS)}") from None
-    if budget is not None and options.get("max_queries") is None:
+    proto = get_protocol(protocol)
+    if budget is not None and options.get("max_queries") is None and budget_bounds(method, proto):
         check_budget(problem, budget)
-    return fn(problem, budget, repeats, seed, **options)
+    return fn(problem, budget, repeats, seed, protocol=proto, **options)
 
 
 # Budgets worth more queries than this many times the recorded architectures (and than

@@ -1,26 +1,25 @@
-"""Black-box search on a table, vectorised over repeats: RS, REA, LS, REINFORCE, Hyperband, successive halving.
+"""Black-box search on a table, vectorised over repeats: RS, REA, LS, REINFORCE (Hyperband, successive halving and
+BOHB: `multifidelity.py`).
 
 Every repeat runs the reference algorithm; the repeats advance in lock step as numpy arrays, one
 query per repeat per step, so 500 repeats cost about as much Python as one. Randomness comes
 from one `numpy.random.Generator` seeded by `seed`: a run is reproducible for a given
 (seed, repeats), but repeat r of a 500-repeat run is not the same as a 1-repeat run.
 
-References (search-methods.md §5; nb201-table.md §8):
+Each takes a `protocol` (`protocol.py`): `nb360` (default) follows NAS-Bench-360's scripts exactly,
+`nb201` the older NAS-Bench-201 rules. References (search-methods.md §5; nb201-table.md §8):
 - rs: AutoDL `RANDOM.py` / NATS `random_wo_share.py`: uniform samples, keep the best.
-- rea: AutoDL `R_EA.py` (Real et al. 2019): population P of random archs; each cycle samples S
-  members with replacement, mutates the best (one edge to a different op), appends the child and
-  drops the oldest. NB201/NB360 defaults P=10, S=3; `cycles` (NB360 passes 200, which the
-  reference loop ignores: the budget ends it) caps the cycles only when given.
+- rea: AutoDL `R_EA.py` / NATS `regularized_ea.py` (Real et al. 2019): population P of random archs;
+  each cycle samples S members with replacement, mutates the best (nb360: a node, then one of its
+  edges, to a different op; nb201: a uniform edge), appends the child and drops the oldest.
+  NB201/NB360 defaults P=10, S=3; `cycles` (NB360 passes 200, which the reference loop ignores:
+  the budget ends it) caps the cycles only when given.
 - ls: NASLib `LocalSearch`: `num_init` random archs, then the full one-edge neighbourhood of the
   current best in random order, moving when it improved, a random restart at a local optimum.
 - reinforce: AutoDL `reinforce.py`: a (6, 5) softmax policy (init 1e-3·randn), one sampled arch per
   step, reward = the search value (negated for a minimised metric), EMA baseline (momentum 0.9),
-  loss = -log p(arch) · (reward - baseline), Adam (torch defaults) with lr 0.5 (NB201 docs).
-- hyperband / sh: hpbandster's budgets `max·η^-k` between `min_budget` and `max_budget` epochs of
-  the search fidelity (η = 3, 1..12 epochs: 1.33, 4, 12), each evaluation a fresh
-  `simulate_train_eval(iepoch=int(budget)-1)` as NATS's BOHB/HB scripts do; Hyperband cycles the
-  brackets s = s_max..0, successive halving repeats the most exploratory bracket. Configurations
-  are sampled uniformly; the top 1/η move up a rung.
+  loss = -log p(arch) · (reward - baseline), Adam (torch defaults) with lr 0.01 (nb360: NAS-Bench-360's
+  `algo.sh`, NATS's `run-all.sh`) or 0.5 (nb201: the NB201 docs).
 """
 
 from __future__ import annotations
@@ -33,41 +32,55 @@ import numpy as np
 from ...errors import InputError
 from ...space import nb201
 from .problem import TabularProblem
+from .protocol import Protocol, get_protocol
 from .trajectory import QueryRecorder, TabularResult, build_result
 
 Progress = Callable[[float], None]
 
 
 def _recorder(problem: TabularProblem, repeats: int, budget: float | None, max_queries: int | None, seed: int,
-              progress: Progress | None) -> QueryRecorder:
-    return QueryRecorder(problem, repeats, budget, max_queries, np.random.default_rng(seed), progress)
+              progress: Progress | None, protocol: Protocol, bounded: bool = True) -> QueryRecorder:
+    return QueryRecorder(problem, repeats, budget, max_queries, np.random.default_rng(seed), progress,
+                         count_crossing=protocol.count_crossing_query, bounded=bounded)
+
+
+def finish(method: str, config: dict[str, Any], problem: TabularProblem, rec: QueryRecorder, protocol: Protocol,
+           **kwargs: Any) -> TabularResult:
+    """The result of a finished search, its config recording the protocol followed."""
+    return build_result(method, {**config, "protocol": protocol.name}, problem, rec, final_seed=protocol.final_seed,
+                        **kwargs)
 
 
 def random_search(problem: TabularProblem, budget: float | None, repeats: int = 1, seed: int = 0, *,
-                  max_queries: int | None = None, progress: Progress | None = None) -> TabularResult:
+                  protocol: str | Protocol | None = None, max_queries: int | None = None,
+                  progress: Progress | None = None) -> TabularResult:
     """Random search: uniform archs until the budget is spent; the incumbent is the best search value."""
-    rec = _recorder(problem, repeats, budget, max_queries, seed, progress)
+    proto = get_protocol(protocol)
+    rec = _recorder(problem, repeats, budget, max_queries, seed, progress, proto)
     while rec.active.any():
         rec.query(problem.random_archs(rec.rng, repeats))
-    return build_result("rs", {"budget": budget, "repeats": repeats, "seed": seed, "max_queries": max_queries},
-                        problem, rec)
+    return finish("rs", {"budget": budget, "repeats": repeats, "seed": seed, "max_queries": max_queries},
+                  problem, rec, proto)
 
 
 def regularized_evolution(problem: TabularProblem, budget: float | None, repeats: int = 1, seed: int = 0, *,
-                          population: int = 10, sample_size: int = 3, cycles: int | None = None,
-                          max_queries: int | None = None, progress: Progress | None = None) -> TabularResult:
+                          protocol: str | Protocol | None = None, population: int = 10, sample_size: int = 3,
+                          cycles: int | None = None, max_queries: int | None = None,
+                          progress: Progress | None = None) -> TabularResult:
     """Regularized evolution (ageing evolution), NB201 defaults population 10 / sample 3."""
+    proto = get_protocol(protocol)
     if population < 1 or sample_size < 1:
         raise InputError(f"population and sample_size must be positive, got {population} and {sample_size}")
     if cycles is not None and cycles < 0:
         raise InputError(f"cycles must be non-negative, got {cycles}")
-    rec = _recorder(problem, repeats, budget, max_queries, seed, progress)
+    rec = _recorder(problem, repeats, budget, max_queries, seed, progress, proto)
+    mutate = problem.mutate_by_node if proto.rea_mutation == "node-then-edge" else problem.mutate
     rows = np.arange(repeats)
     pop_arch = np.zeros((repeats, population), dtype=np.int64)
     pop_score = np.full((repeats, population), -np.inf)
     for slot in range(population):
         archs = problem.random_archs(rec.rng, repeats)
-        scores = rec.query(archs)
+        scores = rec.query(archs, force=not proto.charge_initial_population)
         pop_arch[:, slot], pop_score[:, slot] = archs, scores
     oldest = np.zeros(repeats, dtype=np.int64)  # the population is a ring buffer: slot `oldest` is the next to die
     done_cycles = 0
@@ -75,7 +88,7 @@ def regularized_evolution(problem: TabularProblem, budget: float | None, repeats
         sample = rec.rng.integers(0, population, (repeats, sample_size))  # with replacement
         best = np.argmax(pop_score[rows[:, None], sample], axis=1)  # first of the maximal, as max(..., key=)
         parents = pop_arch[rows, sample[rows, best]]
-        children = problem.mutate(rec.rng, parents)
+        children = mutate(rec.rng, parents)
         scores = rec.query(children)
         counted = ~np.isnan(scores)
         pop_arch[rows[counted], oldest[counted]] = children[counted]
@@ -83,17 +96,19 @@ def regularized_evolution(problem: TabularProblem, budget: float | None, repeats
         oldest = np.where(counted, (oldest + 1) % population, oldest)
         done_cycles += 1
     config = {"budget": budget, "repeats": repeats, "seed": seed, "population": population,
-              "sample_size": sample_size, "cycles": cycles, "max_queries": max_queries}
-    return build_result("rea", config, problem, rec)
+              "sample_size": sample_size, "cycles": cycles, "mutation": proto.rea_mutation, "max_queries": max_queries}
+    return finish("rea", config, problem, rec, proto)
 
 
 def local_search(problem: TabularProblem, budget: float | None, repeats: int = 1, seed: int = 0, *,
-                 num_init: int = 10, max_queries: int | None = None, progress: Progress | None = None
-                 ) -> TabularResult:
-    """Local search with the full one-edge neighbourhood and random restarts (NASLib's)."""
+                 protocol: str | Protocol | None = None, num_init: int = 10, max_queries: int | None = None,
+                 progress: Progress | None = None) -> TabularResult:
+    """Local search with the full one-edge neighbourhood and random restarts (NASLib's; not run by NAS-Bench-360:
+    the protocol sets only its budget rule)."""
+    proto = get_protocol(protocol)
     if num_init < 1:
         raise InputError(f"num_init must be at least 1, got {num_init}")
-    rec = _recorder(problem, repeats, budget, max_queries, seed, progress)
+    rec = _recorder(problem, repeats, budget, max_queries, seed, progress, proto)
     rng = rec.rng
     R, K = repeats, problem.neighbours.shape[1]
     best_arch = np.full(R, -1, dtype=np.int64)
@@ -141,18 +156,22 @@ def local_search(problem: TabularProblem, budget: float | None, repeats: int = 1
         better = counted & ~restart & (scores > best_score)
         best_arch, best_score = np.where(better, archs, best_arch), np.where(better, scores, best_score)
     config = {"budget": budget, "repeats": repeats, "seed": seed, "num_init": num_init, "max_queries": max_queries}
-    return build_result("ls", config, problem, rec)
+    return finish("ls", config, problem, rec, proto)
 
 
 def reinforce(problem: TabularProblem, budget: float | None, repeats: int = 1, seed: int = 0, *,
-              learning_rate: float = 0.5, ema_momentum: float = 0.9, max_queries: int | None = None,
-              progress: Progress | None = None) -> TabularResult:
-    """REINFORCE with an EMA baseline over a factorised softmax policy (one categorical per edge)."""
+              protocol: str | Protocol | None = None, learning_rate: float | None = None, ema_momentum: float = 0.9,
+              max_queries: int | None = None, progress: Progress | None = None) -> TabularResult:
+    """REINFORCE with an EMA baseline over a factorised softmax policy (one categorical per edge); the learning
+    rate defaults to the protocol's (nb360 0.01, nb201 0.5)."""
+    proto = get_protocol(protocol)
+    if learning_rate is None:
+        learning_rate = proto.reinforce_learning_rate
     if not learning_rate > 0:
         raise InputError(f"learning_rate must be positive, got {learning_rate}")
     if not 0 <= ema_momentum < 1:
         raise InputError(f"ema_momentum must be in [0, 1), got {ema_momentum}")
-    rec = _recorder(problem, repeats, budget, max_queries, seed, progress)
+    rec = _recorder(problem, repeats, budget, max_queries, seed, progress, proto)
     rng = rec.rng
     R, E, O = repeats, nb201.NUM_EDGES, nb201.NUM_OPS
     logits = 1e-3 * rng.standard_normal((R, E, O))
@@ -184,47 +203,7 @@ def reinforce(problem: TabularProblem, budget: float | None, repeats: int = 1, s
         logits = adam.step(logits, _policy_gradient(probs, actions, advantage), counted)
     config = {"budget": budget, "repeats": repeats, "seed": seed, "learning_rate": learning_rate,
               "ema_momentum": ema_momentum, "max_queries": max_queries}
-    return build_result("reinforce", config, problem, rec, extras={"policy_logits": logits})
-
-
-def hyperband(problem: TabularProblem, budget: float | None, repeats: int = 1, seed: int = 0, *,
-              min_budget: float = 1.0, max_budget: float | None = None, eta: float = 3.0,
-              successive_halving: bool = False, max_queries: int | None = None,
-              progress: Progress | None = None) -> TabularResult:
-    """Hyperband (or successive halving) over the epochs of the search fidelity, with random configurations."""
-    max_budget = float(problem.search_epochs if max_budget is None else max_budget)
-    budgets, epochs = problem.fidelity_epochs(float(min_budget), max_budget, float(eta))
-    levels = len(budgets)
-    rec = _recorder(problem, repeats, budget, max_queries, seed, progress)
-    rows = np.arange(repeats)
-    iteration = 0
-    while rec.active.any():
-        s = levels - 1 if successive_halving else levels - 1 - (iteration % levels)
-        n0 = int(np.floor(levels / (s + 1)) * eta ** s)
-        sizes = [max(int(n0 * eta ** (-k)), 1) for k in range(s + 1)]
-        rung_epochs = epochs[levels - s - 1:]
-        configs = problem.random_archs(rec.rng, (repeats, sizes[0]))
-        for k, (n, epoch) in enumerate(zip(sizes, rung_epochs)):
-            scores = np.full((repeats, n), -np.inf)
-            for j in range(n):
-                got = rec.query(configs[:, j], epoch=int(epoch))
-                scores[:, j] = np.where(np.isnan(got), -np.inf, got)
-            if k + 1 < len(sizes):  # promote the best sizes[k+1] (stable: earlier configs win ties)
-                keep = np.argsort(-scores, axis=1, kind="stable")[:, :sizes[k + 1]]
-                configs = configs[rows[:, None], keep]
-            if not rec.active.any():
-                break
-        iteration += 1
-    method = "sh" if successive_halving else "hyperband"
-    config = {"budget": budget, "repeats": repeats, "seed": seed, "min_budget": min_budget, "max_budget": max_budget,
-              "eta": eta, "budgets": budgets.tolist(), "epochs": epochs.tolist(), "max_queries": max_queries}
-    return build_result(method, config, problem, rec, fidelity_aware=True)
-
-
-def successive_halving(problem: TabularProblem, budget: float | None, repeats: int = 1, seed: int = 0,
-                       **options: Any) -> TabularResult:
-    """Successive halving: Hyperband's most exploratory bracket, repeated until the budget is spent."""
-    return hyperband(problem, budget, repeats, seed, successive_halving=True, **options)
+    return finish("reinforce", config, problem, rec, proto, extras={"policy_logits": logits})
 
 
 # ---------------------------------------------------------------------------------------------- helpers

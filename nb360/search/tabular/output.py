@@ -89,3 +89,77 @@ def save_result(result: TabularResult, run_dir: str | os.PathLike, *, plots: boo
                                 f"{result.repeats} repeats")
         files.append("plots/trajectory.png")
     return files
+
+
+COMPARISON_COLUMNS = ("method", "protocol", "repeats", "final_metric", "final_mean", "final_std", "final_sem",
+                      "final_median", "queries_mean", "time_used_mean", "stops")
+
+
+def comparison_rows(results: list[TabularResult]) -> list[dict[str, Any]]:
+    """One row per method: the final metric's mean, std, standard error and median over repeats, queries, time."""
+    rows = []
+    for result in results:
+        s = result.summary()
+        rows.append({"method": result.method, "protocol": result.config.get("protocol"), "repeats": result.repeats,
+                     "final_metric": s["final_metric"], "final_mean": s["final_mean"], "final_std": s["final_std"],
+                     "final_sem": s["final_std"] / np.sqrt(max(result.repeats - 1, 1)),
+                     "final_median": s["final_quantiles"]["0.5"], "queries_mean": s["queries_mean"],
+                     "time_used_mean": s["time_used_mean"],
+                     "stops": result.config.get("stops", "at the budget")})
+    return rows
+
+
+def comparison_markdown(rows: list[dict[str, Any]]) -> str:
+    """The comparison as a Markdown table (NAS-Bench-360's mean ± std over repeats)."""
+    lines = ["| method | protocol | repeats | final metric, mean ± std (± s.e.) | median | queries per repeat | "
+             "simulated s used | stops |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['protocol']} | {r['repeats']} | {r['final_mean']:.4f} ± "
+                     f"{r['final_std']:.4f} (± {r['final_sem']:.4f}) | {r['final_median']:.4f} | "
+                     f"{r['queries_mean']:.1f} | {r['time_used_mean']:.1f} | {r['stops']} |")
+    return "\n".join(lines)
+
+
+def save_comparison(results: list[TabularResult], run_dir: str | os.PathLike, *, budget: float | None,
+                    plots: bool = True) -> list[str]:
+    """Every method's trajectory in one table and one plot (mean ± std of the incumbent's final metric against
+    simulated time, NAS-Bench-360's figure); returns the files written."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    rows = comparison_rows(results)
+    with open(run_dir / "comparison.csv", "w", encoding="utf-8") as f:
+        f.write(",".join(COMPARISON_COLUMNS) + "\n")
+        for r in rows:
+            f.write(",".join(f"{r[c]:.8g}" if isinstance(r[c], float) else f'"{r[c]}"' if c == "stops" else str(r[c])
+                             for c in COMPARISON_COLUMNS) + "\n")
+    (run_dir / "comparison.md").write_text(comparison_markdown(rows) + "\n", encoding="utf-8")
+    grid = time_grid(results)
+    curves = []
+    for r in results:  # a method's curve ends where its last repeat ended (no line past the time it ran)
+        values = r.on_grid(grid)
+        values[:, grid > np.nanmax(r.times)] = np.nan
+        curves.append({"label": r.method, "grid": grid, "values": values})
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        columns = [grid] + [f(c["values"], axis=0) for c in curves for f in (np.nanmean, np.nanstd)]
+    header = ",".join(["time"] + [f"{c['label']}_{k}" for c in curves for k in ("mean", "std")])
+    np.savetxt(run_dir / "trajectories.csv", np.column_stack(columns), fmt="%.8g", delimiter=",", header=header,
+               comments="")
+    _write_json(run_dir / "summary.json", {"budget": budget, "methods": rows})
+    files = ["comparison.csv", "comparison.md", "trajectories.csv", "summary.json"]
+    if plots:
+        from ..plots import plot_trajectories
+
+        (run_dir / "plots").mkdir(exist_ok=True)
+        p = results[0].problem
+        unbounded = [r.method for r in results if not r.config.get("stops", "at the budget").startswith("at")]
+        note = (f"{', '.join(unbounded)}: a fixed number of iterations whatever the time used (NAS-Bench-360's rule), "
+                "so their curves run past the budget" if unbounded else "")
+        plot_trajectories(curves, run_dir / "plots" / "comparison.png", band="std", budget=budget, note=note,
+                          ylabel=f"{p['final_metric']} (hp {p['final_hp']}) of the incumbent",
+                          title=f"{p['task']}: search on hp {p['search_hp']}, protocol "
+                                f"{results[0].config.get('protocol')}, mean ± std over repeats")
+        files.append("plots/comparison.png")
+    return files

@@ -64,6 +64,8 @@ class TabularProblem:
     _fidelities: dict[int, _Fidelity] = field(default_factory=dict, repr=False)
     _search_runs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = field(default_factory=list, repr=False)
     _metric_rows: dict[str, int] = field(default_factory=dict, repr=False)
+    _final_seeds: tuple[np.ndarray, np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _mutation: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -203,6 +205,29 @@ class TabularProblem:
             seeds = fid.seed_slots[archs, (rng.random(archs.shape) * n).astype(np.int64)]
         return fid.values[seeds, archs], fid.costs[seeds, archs]
 
+    def final_by_seed(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Final-fidelity values per seed: (S, A) values (NaN where a seed lacks the arch), (A, S) recording seeds
+        first, (A,) how many seeds record each arch (cached)."""
+        if self._final_seeds is None:
+            ftable = self.final_table or self.table
+            seeds = ftable.seeds(self.final_hp, self.final_task)
+            values = np.stack([ftable.query_batch(np.arange(nb201.NUM_ARCHS), self.final_metric, -1, seed=s,
+                                                  hp=self.final_hp, task=self.final_task, missing="nan")
+                               for s in seeds]).astype(np.float64)
+            has = ~np.isnan(values)
+            self._final_seeds = (values, np.argsort(~has.T, axis=1, kind="stable"), has.sum(axis=0))
+        return self._final_seeds
+
+    def final_random_seed(self, archs: np.ndarray, u: np.ndarray) -> np.ndarray:
+        """The final metric of `archs` at one of their recording seeds, picked by uniforms `u` in [0, 1) (NATS's
+        get_more_info with is_random=True); NaN for arch -1."""
+        values, slots, counts = self.final_by_seed()
+        archs = np.asarray(archs, dtype=np.int64)
+        safe = np.maximum(archs, 0)
+        n = np.maximum(counts[safe], 1)
+        seed = slots[safe, np.minimum((u * n).astype(np.int64), n - 1)]
+        return np.where(archs >= 0, values[seed, safe], np.nan)
+
     # ------------------------------------------------------------------ space helpers
     def score(self, values: np.ndarray) -> np.ndarray:
         """Search values as scores to maximise (negated for a minimised metric)."""
@@ -220,6 +245,30 @@ class TabularProblem:
         out = self.neighbours[archs, pick]
         isolated = n == 0
         if isolated.any():  # no recorded neighbour (partial tables only): a random recorded arch
+            out[isolated] = self.random_archs(rng, int(isolated.sum()))
+        return out
+
+    def recorded_or_random(self, rng: np.random.Generator, archs: np.ndarray) -> np.ndarray:
+        """`archs`, with those the table does not record (partial tables) replaced by random recorded ones."""
+        archs = np.asarray(archs, dtype=np.int64).copy()
+        missing = ~self.is_recorded[archs]
+        if missing.any():
+            archs[missing] = self.random_archs(rng, int(missing.sum()))
+        return archs
+
+    def mutate_by_node(self, rng: np.random.Generator, archs: np.ndarray) -> np.ndarray:
+        """AutoDL's `mutate_topology_func`: a node uniformly, one of its incoming edges uniformly, a different op
+        uniformly (edge probabilities 1/3, 1/6, 1/6, 1/9, 1/9, 1/9). On partial tables, among recorded children
+        with the same relative probabilities (a random recorded arch when none is)."""
+        if self._mutation is None:
+            self._mutation = _node_edge_mutation(self.op_ids, self.index_of_code, self.is_recorded)
+        children, cdf = self._mutation
+        archs = np.asarray(archs, dtype=np.int64)
+        rows = cdf[archs]
+        pick = (rng.random(archs.shape)[..., None] * rows[..., -1:] >= rows).sum(axis=-1)
+        out = np.take_along_axis(children[archs], np.minimum(pick, rows.shape[-1] - 1)[..., None], axis=-1)[..., 0]
+        isolated = rows[..., -1] == 0
+        if isolated.any():
             out[isolated] = self.random_archs(rng, int(isolated.sum()))
         return out
 
@@ -253,6 +302,26 @@ class TabularProblem:
 
 def _hp_key(hp: str) -> tuple[int, str]:
     return (int(hp), hp) if hp.isdigit() else (-1, hp)
+
+
+# AutoDL's mutation picks node 1, 2 or 3 (1/3 each), then one of its 1, 2 or 3 incoming edges uniformly.
+NODE_EDGE_PROBABILITY = np.array([1 / 3, 1 / 6, 1 / 6, 1 / 9, 1 / 9, 1 / 9])
+
+
+def _node_edge_mutation(op_ids: np.ndarray, index_of_code: np.ndarray,
+                        is_recorded: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(A, 24) children (edge by edge, each other op) and the cumulative probability of each under the node-then-edge
+    rule, zero for unrecorded children (so sampling draws recorded ones with the same relative weights)."""
+    powers = nb201.NUM_OPS ** np.arange(nb201.NUM_EDGES - 1, -1, -1)
+    codes = op_ids.astype(np.int64) @ powers
+    children, weights = [], []
+    for e in range(nb201.NUM_EDGES):
+        current = op_ids[:, e].astype(np.int64)
+        for shift in range(1, nb201.NUM_OPS):
+            child = index_of_code[codes + ((current + shift) % nb201.NUM_OPS - current) * powers[e]]
+            children.append(child)
+            weights.append(np.where(is_recorded[child], NODE_EDGE_PROBABILITY[e] / (nb201.NUM_OPS - 1), 0.0))
+    return np.stack(children, axis=1), np.cumsum(np.stack(weights, axis=1), axis=1)
 
 
 def _neighbour_table(op_ids: np.ndarray, codes: np.ndarray, index_of_code: np.ndarray,

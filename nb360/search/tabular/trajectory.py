@@ -1,10 +1,12 @@
 """Query logs of vectorised tabular searches and the incumbent trajectories derived from them.
 
 A search of R repeats records, query by query, each repeat's arch, value, fidelity (epoch) and
-simulated cost. The budget rule is NAS-Bench-201's `R_EA.py`: a query whose cost would take the
-repeat past its budget is not counted and ends the repeat. The incumbent after each query is the
-best search value so far; for multi-fidelity methods, the best at the highest fidelity evaluated
-so far (hpbandster's rule).
+simulated cost. Two budget rules (`protocol.py`): NAS-Bench-360's and NATS's (`count_crossing=True`)
+query while the time used is below the budget and count every query, so the one that crosses the
+budget is counted and ends the repeat; NAS-Bench-201's `R_EA.py` (`count_crossing=False`) does not
+count a query whose cost would take the repeat past its budget, and that query ends the repeat.
+The incumbent after each query is the best search value so far; with `fidelity_aware`, the best
+at the highest fidelity evaluated so far (hpbandster's rule).
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ class QueryRecorder:
     """Counts lock-step queries of R repeats against their budgets and logs them column by column."""
 
     def __init__(self, problem: TabularProblem, repeats: int, budget: float | None, max_queries: int | None,
-                 rng: np.random.Generator, progress: Callable[[float], None] | None = None) -> None:
+                 rng: np.random.Generator, progress: Callable[[float], None] | None = None,
+                 count_crossing: bool = False, bounded: bool = True) -> None:
         if repeats < 1:
             raise InputError(f"repeats must be at least 1, got {repeats}")
-        if budget is None and max_queries is None:
+        if budget is None and max_queries is None and bounded:
             raise InputError("give a budget in simulated seconds, a maximum number of queries, or both")
         if budget is not None and not (np.isfinite(budget) and budget > 0):
             raise InputError(f"the budget must be a positive number of simulated seconds, got {budget}")
@@ -37,22 +40,33 @@ class QueryRecorder:
         self.repeats = repeats
         self.budget = float(budget) if budget is not None else np.inf
         self.max_queries = max_queries
+        self.count_crossing = count_crossing
         self.active = np.ones(repeats, dtype=bool)
         self.used = np.zeros(repeats)
         self.count = np.zeros(repeats, dtype=np.int64)
         self._progress = progress
         self._cols: dict[str, list[np.ndarray]] = {k: [] for k in ("arch", "value", "cost", "time", "epoch")}
 
-    def query(self, archs: np.ndarray, epoch: int | None = None, mask: np.ndarray | None = None) -> np.ndarray:
-        """Query one arch per repeat (where `mask` and the repeat is active); returns scores, NaN where not counted."""
-        asking = self.active.copy() if mask is None else self.active & mask
+    def query(self, archs: np.ndarray, epoch: int | None = None, mask: np.ndarray | None = None,
+              force: bool = False) -> np.ndarray:
+        """Query one arch per repeat (where `mask` and the repeat is active); returns scores, NaN where not counted.
+
+        `force` queries and counts every repeat whatever its budget (NATS's REA initial population).
+        """
+        asking = (np.ones(self.repeats, dtype=bool) if force else self.active.copy()) if mask is None else (
+            mask if force else self.active & mask)
         epoch = self.problem.search_epoch if epoch is None else int(epoch)
         archs = np.asarray(archs, dtype=np.int64)
         safe = np.where(asking, archs, self.problem.recorded[0])
         values, costs = self.problem.query(self.rng, safe, epoch)
-        counted = asking & (self.used + costs <= self.budget)
-        self.active &= ~(asking & ~counted)  # the query that would overrun ends the repeat
+        if force or self.count_crossing:
+            counted = asking
+        else:
+            counted = asking & (self.used + costs <= self.budget)
+            self.active &= ~(asking & ~counted)  # the query that would overrun ends the repeat
         self.used = np.where(counted, self.used + costs, self.used)
+        if self.count_crossing:  # NATS: `while used < budget`, so the query reaching the budget is the last
+            self.active &= self.used < self.budget
         self.count += counted
         if self.max_queries is not None:
             self.active &= self.count < self.max_queries
@@ -156,8 +170,15 @@ def _arch_str(index: int) -> str:
 
 
 def build_result(method: str, config: dict[str, Any], problem: TabularProblem, recorder: QueryRecorder,
-                 fidelity_aware: bool = False, extras: dict[str, Any] | None = None) -> TabularResult:
-    """Pack a recorder's log and compute the incumbent after every query."""
+                 fidelity_aware: bool = False, extras: dict[str, Any] | None = None,
+                 final_seed: str = "mean") -> TabularResult:
+    """Pack a recorder's log and compute the incumbent after every query.
+
+    The incumbent's final metric is its seed mean (`final_seed="mean"`), or, as NAS-Bench-360's scripts
+    read it (`get_more_info` with is_random=True), one seed drawn when the arch becomes the incumbent.
+    """
+    if final_seed not in ("mean", "random"):
+        raise InputError(f"final_seed must be 'mean' or 'random', got {final_seed!r}")
     log = recorder.log()
     archs, values, epochs = log["arch"], log["value"], log["epoch"]
     R, Q = archs.shape
@@ -168,6 +189,9 @@ def build_result(method: str, config: dict[str, Any], problem: TabularProblem, r
     cur_score = np.full(R, -np.inf)
     cur_value = np.full(R, np.nan)
     cur_epoch = np.full(R, -1, dtype=np.int64)
+    draws = recorder.rng.random((R, Q)) if final_seed == "random" else None
+    cur_u = np.zeros(R)
+    inc_u = np.zeros((R, Q))
     for q in range(Q):
         valid = archs[:, q] >= 0
         better = valid & (score[:, q] > cur_score)
@@ -177,9 +201,15 @@ def build_result(method: str, config: dict[str, Any], problem: TabularProblem, r
         cur_score = np.where(better, score[:, q], cur_score)
         cur_value = np.where(better, values[:, q], cur_value)
         cur_epoch = np.where(better, epochs[:, q], cur_epoch)
+        if draws is not None:
+            cur_u = np.where(better, draws[:, q], cur_u)
+            inc_u[:, q] = cur_u
         inc_arch[:, q] = np.where(valid, cur_arch, -1)
         inc_value[:, q] = np.where(valid, cur_value, np.nan)
-    inc_final = np.where(inc_arch >= 0, problem.final_values[np.maximum(inc_arch, 0)], np.nan)
+    if draws is None:
+        inc_final = np.where(inc_arch >= 0, problem.final_values[np.maximum(inc_arch, 0)], np.nan)
+    else:
+        inc_final = problem.final_random_seed(inc_arch, inc_u)
     return TabularResult(method=method, config=config, problem=problem.describe(), archs=archs, values=values,
                          costs=log["cost"], times=log["time"], epochs=epochs, n_queries=log["n_queries"],
                          incumbent_arch=inc_arch, incumbent_value=inc_value, incumbent_final=inc_final,

@@ -2,7 +2,10 @@
 
 The loop (`engine.SupernetSearch`) owns the supernet, its weight optimiser, the data and the
 epochs; a method decides what the network mixes with (the weight step's and the evaluation's
-architecture weights), how one architecture step changes them, and which state a checkpoint keeps.
+architecture weights, or a sampled `Path`), how one architecture step changes them, the order of
+the two steps, what happens at the start and end of an epoch (GDAS's τ, ENAS's controller), how
+the genotype is derived (argmax, or candidates scored on validation: `paths.py`), and which state
+a checkpoint keeps.
 """
 
 from __future__ import annotations
@@ -24,9 +27,26 @@ class ArchMethod:
     """A weight-sharing method's architecture update (subclasses: one module per method)."""
 
     name = ""
+    # NATS's search-cell.py steps the weights, then the architecture; DARTS (quark0/darts) the other way round
+    weights_first = False
 
     def __init__(self, engine: SupernetSearch) -> None:
         self.engine = engine
+
+    def start_epoch(self, epoch: int) -> None:
+        """Called before each epoch's first step (e.g. GDAS's temperature schedule)."""
+
+    def end_epoch(self, epoch: int) -> dict[str, Any]:
+        """Called after each epoch's last step (e.g. ENAS trains its controller); returns entries for the epoch log."""
+        return {}
+
+    def derive(self) -> str:
+        """The genotype of the current state: the argmax of the architecture weights (the space's rule)."""
+        engine = self.engine
+        weights = self.arch_weights().detach()
+        if engine.space == "darts":
+            return engine.net.genotype(weights=weights)
+        return engine.net.genotype(engine.config.exclude_none, weights=weights)
 
     def arch_weights(self) -> Any:
         """The architecture weights the network mixes with now: (6, 5) for NB201, MixWeights for DARTS."""

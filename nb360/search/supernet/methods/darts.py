@@ -29,7 +29,7 @@ class DartsMethod(ArchMethod):
         super().__init__(engine)
         cfg = engine.config
         self.a_opt = torch.optim.Adam(engine.net.arch_parameters(), lr=cfg.arch_lr, betas=cfg.arch_betas,
-                                      weight_decay=cfg.arch_weight_decay)
+                                      weight_decay=cfg.arch_weight_decay, eps=cfg.arch_eps)
 
     # ------------------------------------------------------------------ the upper level
     def objectives(self, batch: tuple[Any, ...], params: dict[str, torch.Tensor] | None, weights: Any,
