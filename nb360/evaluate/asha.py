@@ -106,17 +106,18 @@ def task_settings(task: str) -> AshaSettings:
 
 
 def rungs(max_epochs: int, brackets: int = 1) -> list[list[int]]:
-    """The epochs at which ASHA compares trials, per bracket (the last entry of each is max_epochs)."""
+    """The epochs at which ASHA compares trials, per bracket, ending with max_epochs (where every trial ends).
+
+    Ray Tune's ASHAScheduler puts bracket s's rungs at grace · rf^(k+s) for k < log_rf(max_t / grace) - s + 1
+    (tests/test_baselines.py checks this list against the scheduler's own)."""
+    import numpy as np
+
     grace = max(1, round(max_epochs / DIVISOR ** (MAX_RUNGS - 1)))
     out = []
     for s in range(brackets):
-        start = grace * DIVISOR ** s
-        levels = []
-        k = 0
-        while start * DIVISOR ** k < max_epochs:
-            levels.append(start * DIVISOR ** k)
-            k += 1
-        out.append(levels + [max_epochs])
+        count = int(np.log(max_epochs / grace) / np.log(DIVISOR) - s + 1)
+        levels = sorted(grace * DIVISOR ** (k + s) for k in range(max(count, 0)))
+        out.append([m for m in levels if m < max_epochs] + [max_epochs])
     return out
 
 

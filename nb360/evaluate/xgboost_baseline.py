@@ -126,8 +126,9 @@ def _targets(y: np.ndarray, problem: str, dataset: Any) -> np.ndarray:
 class TreeModel:
     """The fitted trees as a callable network for nb360's objectives: outputs in the form each objective reads."""
 
-    def __init__(self, estimator: Any, problem: str, scores: str, normalizer: Any = None) -> None:
+    def __init__(self, estimator: Any, problem: str, scores: str, normalizer: Any = None, num_outputs: int = 0) -> None:
         self.estimator, self.problem, self.scores, self.normalizer = estimator, problem, scores, normalizer
+        self.num_outputs = num_outputs
         self.training = False
 
     def eval(self) -> TreeModel:
@@ -143,6 +144,11 @@ class TreeModel:
             pred = torch.from_numpy(self.estimator.predict(feats).astype(np.float32))
             return self.normalizer.encode(pred.reshape(shape[0], *shape[2:]))  # the objective decodes outputs
         proba = np.asarray(self.estimator.predict_proba(feats), dtype=np.float64)
+        classes = getattr(self.estimator, "nb360_classes", None)
+        if self.problem == "multiclass" and classes is not None:  # classes absent from train: probability 0
+            full = np.zeros((len(proba), self.num_outputs))
+            full[:, classes] = proba
+            proba = full
         if self.problem == "multiclass":  # log-probabilities: argmax = the script's predicted label
             return torch.from_numpy(np.log(np.clip(proba, 1e-12, 1.0))).float()
         if self.scores == "hard":
@@ -164,14 +170,32 @@ def fit_seed(model: dict[str, Any], params: dict[str, Any], card: Any, datasets:
     x_tr, y_tr = _items(train, dims)
     x_va, y_va = _items(val, dims)
     y_tr, y_va = _targets(y_tr, model["problem"], train), _targets(y_va, model["problem"], val)
+    classes = None
+    if model["problem"] == "multiclass":
+        # xgboost's classifier wants labels 0..k-1 all present in train: a small set (a fixture, a subset) may miss
+        # some; they are relabelled (the identity on the released data, where every class occurs) and val rows of
+        # classes never trained on leave the early-stopping set
+        classes = np.unique(y_tr)
+        if len(classes) < card.num_outputs:
+            index = {int(c): i for i, c in enumerate(classes)}
+            keep = np.isin(y_va, classes)
+            x_va, y_va = x_va[keep], np.array([index[int(c)] for c in y_va[keep]], dtype=np.int64)
+            y_tr = np.array([index[int(c)] for c in y_tr], dtype=np.int64)
+            if "num_class" in params:
+                params = {**params, "num_class": len(classes)}
+        else:
+            classes = None
     estimator = getattr(xgboost, model["estimator"])(**params, random_state=seed)
     estimator.fit(x_tr, y_tr, eval_set=[(x_tr, y_tr), (x_va, y_va)], verbose=False)
+    estimator.nb360_classes = classes  # TreeModel maps the columns back to the card's classes
     history = estimator.evals_result()
     metric = next(iter(history["validation_1"]))
     rounds = len(history["validation_1"][metric])
     log = [{"epoch": r, "lr": params["learning_rate"], "train": {"loss": history["validation_0"][metric][r]},
             "val": {metric: history["validation_1"][metric][r]}} for r in range(rounds)]
+    missing = [] if classes is None else sorted(set(range(card.num_outputs)) - {int(c) for c in classes})
     return estimator, log, {"eval_metric": metric, "rounds": rounds, "best_round": int(estimator.best_iteration),
+                            "classes_missing_in_train": missing,
                             "features": int(x_tr.shape[1]), "train_rows": int(x_tr.shape[0]),
                             "val_rows": int(x_va.shape[0])}
 
@@ -211,8 +235,8 @@ def evaluate_xgboost(spec: Any, card: Any, model: dict[str, Any], run: Any, devi
                 per_seed.append(read_json(run.seed_result(seed), "seed result"))
                 continue
             estimator, log, summary = fit_seed(model, params, card, datasets, seed)
-            net = TreeModel(estimator, model["problem"], model["scores"], getattr(datasets["train"], "y_normalizer",
-                                                                                 None))
+            net = TreeModel(estimator, model["problem"], model["scores"],
+                            getattr(datasets["train"], "y_normalizer", None), card.num_outputs)
             loader = make_loader(datasets["test"], 256, shuffle=False)
             test = objective.evaluate(net, loader, device)
             run.seed_dir(seed).mkdir(parents=True, exist_ok=True)

@@ -38,7 +38,8 @@ def seeds_text(n: Any) -> str:
 def _bar_label(entry: dict[str, Any]) -> str:
     if entry["kind"] == "reference":
         return f"{entry['label']} (published, 3 seeds)"
-    return f"{entry['label']} [{entry['run']}] ({seeds_text(entry.get('seeds'))})"
+    run = f" [{entry['run']}]" if entry.get("run") else ""
+    return f"{entry['label']}{run} ({seeds_text(entry.get('seeds'))})"
 
 
 def _panel(ax: Any, entries: list[dict[str, Any]], *, title: str, xlabel: str) -> None:
@@ -69,7 +70,7 @@ def plot_leaderboard(entries: list[dict[str, Any]], path: Path, *, units: str, m
     from .plots import _pyplot
 
     plt = _pyplot()
-    shown = [e for e in entries if e["value"] is not None]
+    shown = sorted((e for e in entries if e["value"] is not None), key=lambda e: e["value"])  # best first
     main = [e for e in shown if group_of(e) in ("published", "comparable")]
     apart = [e for e in shown if group_of(e) == "apart"]
     panels = [p for p in (main, apart) if p]

@@ -119,7 +119,7 @@ def _leaderboard_blocks(results: dict[str, Any], task: str, out: Path, plots: bo
     for c in results["cells"]:
         if c["task"] != task or c["n"] == 0:
             continue
-        entries.append({"kind": "run", "label": c["method"], "run": "suite",
+        entries.append({"kind": "run", "label": f"nb360 {c['method']}", "run": None,
                         "value": c["mean"], "std": c["std"], "seeds": c["n"], "comparable": c["comparable"],
                         "why_apart": ", ".join(c.get("not_comparable_because") or []) or None,
                         "source": f"nb360 suite units {c['method']}/{task}"})

@@ -119,8 +119,16 @@ def run_suite(spec: SuiteSpec, out: str | os.PathLike[str], *, progress: bool = 
                          retries=spec.retries, timeout=spec.unit_timeout)
     else:
         stream = run_local(spec_dict, str(out), todo, spec.workers, progress and spec.workers == 1)
-    for i, unit in enumerate(stream, 1):
-        say(f"[{i}/{len(todo)}] {_describe(unit)}")
+    import contextlib
+
+    cluster: Any = contextlib.nullcontext()
+    if spec.executor == "local" and spec.workers == 1 and any(u[0] == "wrn-asha" for u in todo):
+        from ..evaluate.asha import RayContext
+
+        cluster = RayContext()  # one local Ray instance for every ASHA unit run here (not one per unit)
+    with cluster:
+        for i, unit in enumerate(stream, 1):
+            say(f"[{i}/{len(todo)}] {_describe(unit)}")
     results = collect(out)
     counts = {s: sum(u.get("status") == s for u in results["units"]) for s in ("done", "skipped", "failed", "pending")}
     return {"out": str(out), "units": len(units), "ran": len(todo), "seconds": time.perf_counter() - start, **counts,
