@@ -37,6 +37,13 @@ ASHA trial counts, 100 XGBoost rounds). The --search-*, --eval-*, --asha-trials 
 options shorten them for quick runs; the results then say so and the report keeps them apart
 from the published numbers.
 
+What differs from running each method alone (named here, and recorded in each unit.json):
+  - a tabular method runs one repeat per seed (its incumbent is retrained), with a budget of about 20
+    queries at the table's search fidelity unless --tabular-budget says otherwise (the main job's rule;
+    NAS-Bench-360's precompute scripts set per-table budgets, which a table built elsewhere lacks);
+  - E2RNAS runs without its DARTS comparison run and no search-time FGSM/PGD scoring of the
+    inherited-weights architecture (neither enters the table: the retrained network's test score does).
+
 On a Ray cluster (`--executor ray`, RAY_ADDRESS or --ray-address), every unit is one Ray task
 asking for --threads CPUs and, with --device cuda, one GPU (wrn-asha units ask for nothing: their
 ASHA trials are Ray actors that ask for CPUs/GPUs themselves). --unit-timeout cancels a unit that

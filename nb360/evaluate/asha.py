@@ -249,6 +249,8 @@ def tune_seed(ctx: dict[str, Any], out_dir: Path, progress: bool = False) -> dic
     from .files import write_json
 
     tuning = ctx["tuning"]
+    if not progress:  # Ray Tune's newer console output prints an experiment box even at verbose=0
+        os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     storage = (out_dir / "ray").resolve()
     name = "asha"
     resources = {"cpu": tuning["threads"], "gpu": 1 if str(ctx["device"]).startswith("cuda") else 0}

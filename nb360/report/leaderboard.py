@@ -52,7 +52,9 @@ def _panel(ax: Any, entries: list[dict[str, Any]], *, title: str, xlabel: str) -
     for bar, hatch in zip(bars, hatches):
         bar.set_hatch(hatch)
     ax.set_yticks(y, [_bar_label(e) for e in entries], fontsize=7)
-    ax.set_title(title, fontsize=8)
+    import textwrap
+
+    ax.set_title("\n".join(textwrap.wrap(title, 100)), fontsize=8)
     ax.set_xlabel(xlabel, fontsize=7)
     ax.grid(axis="x", alpha=0.3)
 
