@@ -113,7 +113,9 @@ def grid(tmp_path_factory: pytest.TempPathFactory) -> dict:
                 proc.send_signal(signal.SIGKILL)
                 break
     proc.wait(timeout=60)
-    resumed = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1500)
+    # resume on a local Ray instance, two workers: one unit per Ray task (ASHA's trials Ray actors inside them)
+    resumed = subprocess.run([*cmd, "--executor", "ray", "--workers", "2"], capture_output=True, text=True, env=env,
+                             timeout=1500)
     report = subprocess.run([sys.executable, "-m", "nb360", "report", str(out / "suite")], capture_output=True,
                             text=True, env=env, timeout=300)
     return {"out": out, "first": first, "resumed": resumed, "report": report}
@@ -125,7 +127,7 @@ def test_the_grid_runs_resumes_after_a_kill_and_reports(grid: dict) -> None:
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
     assert len(grid["first"]) == 5
     head = resumed.stdout.splitlines()[0]
-    assert "7 methods × 3 tasks × 1 seeds = 21 units, 5 already finished; running 16" in head
+    assert "7 methods × 3 tasks × 1 seeds = 21 units, 5 already finished; running 16 on ray (2 workers)" in head
     results = json.loads((out / "suite" / "results.json").read_text())
     assert len(results["units"]) == 21 and all(u["status"] == "done" for u in results["units"])
     cells = {(c["method"], c["task"]): c for c in results["cells"]}
@@ -138,6 +140,12 @@ def test_the_grid_runs_resumes_after_a_kill_and_reports(grid: dict) -> None:
     assert rea["search"]["table"].endswith("darcyflow-nb201-unique-hp4.h5") and rea["search"]["arch"] >= 0
     gaea = json.loads((out / "suite" / "units" / "gaea-darts" / "ninapro" / "seed-0" / "unit.json").read_text())
     assert gaea["search"]["genotype"].startswith("Genotype(") and gaea["evaluate"]["protocol"]["shortened"]
+    # a unit run on Ray equals the same unit run here (CPU: deterministic)
+    spec = json.loads((out / "suite" / "suite.json").read_text())["spec"]
+    for method in ("xgboost", "wrn"):
+        on_ray = json.loads((out / "suite" / "units" / method / "satellite" / "seed-0" / "unit.json").read_text())
+        here = run_unit(spec, str(out / "local-rerun"), method, "satellite", 0)
+        assert here["status"] == "done" and here["evaluate"]["test"] == on_ray["evaluate"]["test"]
 
 
 @pytest.mark.slow
@@ -182,3 +190,30 @@ def test_the_grid_report_has_the_table_profiles_leaderboards_and_html(grid: dict
     assert "Published rows and this suite's comparable runs" not in text  # nothing is comparable here
     for value in json.loads((grid["out"] / "suite" / "results.json").read_text())["cells"]:
         assert math.isfinite(value["mean"])
+
+
+def test_ray_units_ask_for_the_suites_threads_and_one_gpu_with_cuda() -> None:
+    from nb360.suite.executors import resources
+
+    assert resources({"device": "cpu", "threads": 2}, ("wrn", "ninapro", 0)) == {"num_cpus": 2, "num_gpus": 0}
+    assert resources({"device": "cuda", "threads": 4}, ("gaea-darts", "ecg", 1)) == {"num_cpus": 4, "num_gpus": 1}
+    assert resources({"device": "cuda:1", "threads": 4}, ("wrn-asha", "ecg", 1)) == {"num_cpus": 0, "num_gpus": 0}
+
+
+@pytest.mark.slow
+def test_a_unit_past_its_timeout_on_ray_is_cancelled_and_recorded(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """--unit-timeout: a Ray unit running too long is cancelled and recorded as failed; the suite does not hang."""
+    pytest.importorskip("ray")
+    pytest.importorskip("xgboost")
+    from nb360.suite import executors
+    from task_fixtures import build_ninapro
+
+    build_ninapro(tmp_path / "data" / "ninapro", sizes=(40, 12, 12))
+    monkeypatch.setattr(executors, "POLL_S", 0.5)
+    spec = SuiteSpec(methods=("xgboost",), tasks=("ninapro",), seeds=(0,), data_root=str(tmp_path / "data"),
+                     xgb_rounds=3, executor="ray", unit_timeout=0.01)
+    summary = run_suite(spec, tmp_path / "s", progress=False, say=lambda line: None)
+    assert summary["failed"] == 1 and "timed out" in summary["failed_units"][0]
+    unit = json.loads((tmp_path / "s" / "units" / "xgboost" / "ninapro" / "seed-0" / "unit.json").read_text())
+    assert unit["status"] == "failed" and "--unit-timeout" in unit["error"]

@@ -6,7 +6,13 @@ and per-seed log.jsonl and writes `out_dir/report.md` and the same as one self-c
 backend: no display needed): learning curves for every run and, when several runs are given, a
 leaderboard per task that ranks the runs among the card's reference results. Every reference
 number is printed with the source the task card gives for it. Runs still in progress are
-reported from their logs.
+reported from their logs. Leaderboards draw runs that are not comparable with the published rows
+(generated or fixture data, shortened protocols, other models) in their own panel
+(`nb360.report.leaderboard`), and print no ± for one seed.
+
+`write_suite_report(suite_dir, out_dir)` reports an `nb360 suite` directory: the methods × tasks
+table beside the published rows, performance profiles (`nb360.report.profiles`), per-task
+leaderboards and every unit (`nb360.report.suite`), as report.md and report.html.
 """
 
 from __future__ import annotations

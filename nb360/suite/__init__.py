@@ -114,6 +114,10 @@ def run_suite(spec: SuiteSpec, out: str | os.PathLike[str], *, progress: bool = 
 
     start = time.perf_counter()
     spec_dict = spec.to_dict()
+    # units may run in other working directories (Ray workers): they get absolute paths
+    spec_dict["data_root"] = str(Path(spec.data_root).expanduser().resolve())
+    spec_dict["tables"] = {t: str(Path(p).expanduser().resolve()) for t, p in spec.tables.items()}
+    out = out.resolve()
     if spec.executor == "ray":
         stream = run_ray(spec_dict, str(out), todo, spec.workers, progress, address=spec.ray_address,
                          retries=spec.retries, timeout=spec.unit_timeout)

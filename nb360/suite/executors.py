@@ -55,6 +55,15 @@ def _failed(out: str, unit: Unit, error: str) -> dict[str, Any]:
     return payload
 
 
+def resources(spec: dict[str, Any], unit: Unit) -> dict[str, int]:
+    """What a unit's Ray task asks for: the suite's threads as CPUs and, with a CUDA device, one GPU; an ASHA unit
+    nothing (its trials are Ray actors that ask for a CPU or GPU each)."""
+    if unit[0] == "wrn-asha":
+        return {"num_cpus": 0, "num_gpus": 0}
+    gpu = 1 if str(spec.get("device", "cpu")).startswith("cuda") else 0
+    return {"num_cpus": int(spec.get("threads", 1)), "num_gpus": gpu}
+
+
 def run_ray(spec: dict[str, Any], out: str, units: list[Unit], workers: int, progress: bool, *,
             address: str | None = None, retries: int = 1, timeout: float | None = None) -> Iterator[dict[str, Any]]:
     """One Ray task per unit (CPUs: the suite's threads; one GPU each with --device cuda), retried when a worker
@@ -74,15 +83,11 @@ def run_ray(spec: dict[str, Any], out: str, units: list[Unit], workers: int, pro
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-    gpu = 1 if str(spec.get("device", "cpu")).startswith("cuda") else 0
-    threads = int(spec.get("threads", 1))
     remote = ray.remote(run_unit)
     pending: dict[Any, Unit] = {}
     try:
         for unit in units:
-            tuner = unit[0] == "wrn-asha"
-            task = remote.options(num_cpus=0 if tuner else threads, num_gpus=0 if tuner else gpu,
-                                  max_retries=retries, retry_exceptions=False)
+            task = remote.options(**resources(spec, unit), max_retries=retries, retry_exceptions=False)
             pending[task.remote(spec, out, *unit, progress=False)] = unit
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_S)
