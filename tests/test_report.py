@@ -85,6 +85,11 @@ def test_several_runs_get_a_leaderboard_against_the_reference_results(runs: dict
     apart = [int(r) for r, g in ranked if g == "NOT comparable"]
     assert published == list(range(1, len(values) - 1)) and apart == [1, 2]
     assert "NOT comparable (fixture data)" in board
+    # performance profiles of the two models (one task here: the better one has ρ(1) = 1, the other 0)
+    profiles = text.split("## Performance profiles")[1].split("\n## ")[0]
+    assert "compared with each other only" in profiles and (tmp_path / "profile-runs.png").exists()
+    rho1 = sorted(re.findall(r"^\| NB201 #\d+ \(C=2, N=1\) \| (\d\.\d\d) \|", profiles, re.M))
+    assert rho1 == ["0.00", "1.00"] or rho1 == ["1.00", "1.00"]  # a tie counts for both
 
 
 def test_bad_run_directories_are_clear_errors(tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ from .document import from_markdown
 from .format import md_table, mean_std
 from .html import write_html
 from .runs import Run, load_run
-from .sections import leaderboard_entries, leaderboard_section, run_section
+from .sections import leaderboard_entries, leaderboard_section, profile_section, run_section
 
 __all__ = ["Run", "leaderboard_entries", "load_run", "write_report", "write_suite_report"]
 
@@ -73,6 +73,7 @@ def write_report(run_dirs: list[str | os.PathLike[str]], out_dir: str | os.PathL
             by_task.setdefault(r.config["task"], []).append(r)
         for task, task_runs in by_task.items():
             lines += leaderboard_section(task, task_runs, out, plots)
+        lines += profile_section(runs, out, plots)
     for i, r in enumerate(runs, 1):
         lines += run_section(r, i, out, plots)
     path = out / "report.md"

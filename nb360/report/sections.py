@@ -169,3 +169,32 @@ def leaderboard_section(task: str, runs: list[Run], out_dir: Path, plots: bool) 
                          title=f"{results['title']}: leaderboard")
         lines += [f"![leaderboard {task}]({name})", ""]
     return lines
+
+
+def profile_section(runs: list[Run], out_dir: Path, plots: bool) -> list[str]:
+    """Performance profiles of the finished runs' models over their tasks (NAS-Bench-360's definition), when at
+    least two models have results; runs that are not comparable with the published rows are never mixed with them."""
+    from .profiles import DEFINITION, performance_profile, plot_profiles, profile_table
+
+    values: dict[str, dict[str, float | None]] = {}
+    apart = False
+    for run in runs:
+        if run.results is None:
+            continue
+        label = model_label(run.results["model"])
+        values.setdefault(label, {})[run.config["task"]] = run.results["summary"]["reported"]["mean"]
+        apart |= run.results["reference"]["comparable"].get("method") is None
+    tasks = sorted({run.config["task"] for run in runs if run.results is not None})
+    if len(values) < 2:
+        return []
+    profile = performance_profile(values, tasks)
+    taus = (1.0, 1.25, 1.5, 2.0, 4.0)
+    lines = ["## Performance profiles", "", DEFINITION + " Here: this report's runs among themselves, over "
+             f"{', '.join(tasks)}" + (" (runs that are not comparable with the published results: compared with each "
+                                       "other only)." if apart else "."), ""]
+    lines += md_table(["model"] + [f"ρ({t:g})" for t in taus] + ["tasks with a result"], profile_table(profile, taus))
+    lines.append("")
+    if plots:
+        plot_profiles(profile, out_dir / "profile-runs.png", title="Performance profiles of this report's runs")
+        lines += ["![performance profiles](profile-runs.png)", ""]
+    return lines
