@@ -32,12 +32,13 @@ Methods (`nb360 suite --list-methods`) come from nb360's registries:
 Units that cannot run are recorded as skipped with the reason (a tabular method without a table,
 XGBoost on PSICOV).
 
-Defaults are the reference protocols (200-epoch retrains, 50-epoch searches, NAS-Bench-360's
+Defaults are the reference protocols (each card's retrain protocol, e.g. 200 epochs for the WRN and 150 for a
+DARTS genotype; each method's search settings, e.g. 50 epochs; NAS-Bench-360's
 ASHA trial counts, 100 XGBoost rounds). The --search-*, --eval-*, --asha-trials and --xgb-rounds
 options shorten them for quick runs; the results then say so and the report keeps them apart
 from the published numbers.
 
-What differs from running each method alone (named here, and recorded in each unit.json):
+What differs from running each method alone (named here; the settings are in each unit's search/config.json):
   - a tabular method runs one repeat per seed (its incumbent is retrained), with a budget of about 20
     queries at the table's search fidelity unless --tabular-budget says otherwise (the main job's rule;
     NAS-Bench-360's precompute scripts set per-table budgets, which a table built elsewhere lacks);
