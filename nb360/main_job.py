@@ -223,13 +223,20 @@ def _report(out: Path, summary: dict[str, Any]) -> Path:
         f"`{e2['genotype']}` (index {e2['arch_index']}). Logs, λ trajectory and plots: `{e2['run_dir']}`.", "",
         "![λ](e2rnas/plots/lambda.png)", "",
         "## 4. Retraining: found architectures against the WRN baseline", "",
-        "| model | params (M) | test relative L2, mean ± std over seeds |", "|---|---|---|",
+        "| model | params (M) | test relative L2 (mean ± std over seeds; one seed: the value alone) | seeds |",
+        "|---|---|---|---|",
     ]
     for label, m in summary["evaluate"].items():
         r = m["reported"]
         params = f"{m['params'] / 1e6:.4f}" if isinstance(m.get("params"), (int, float)) else "?"
-        value = "n/a" if r.get("mean") is None else f"{r['mean']:.4f} ± {r['std']:.4f}"
-        lines.append(f"| {label} | {params} | {value} |")
+        n = r.get("n")  # seeds with a finite result (results.json summary)
+        if r.get("mean") is None:
+            value = "n/a"
+        elif n == 1:  # one seed: no ± (a spread of 0 was never measured)
+            value = f"{r['mean']:.4f}"
+        else:
+            value = f"{r['mean']:.4f} ± {r['std']:.4f}"
+        lines.append(f"| {label} | {params} | {value} | {n} |")
     lines += ["", "The protocol was shortened for a quick run (see each run's results.json), so no published "
               "reference row is directly comparable; `evaluation-report/report.md` has learning curves and the "
               "card's reference results with their source.", "",

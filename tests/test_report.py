@@ -78,10 +78,18 @@ def test_several_runs_get_a_leaderboard_against_the_reference_results(runs: dict
     values = [e["value"] for e in entries if e["value"] is not None]
     assert values == sorted(values) and len([e for e in entries if e["kind"] == "run"]) == 2
     assert [e["label"] for e in entries if e["value"] is None] == ["Auto-DL / DARTS", "AMBER / ENAS"]
-    # ranks in the table follow the sorted values
+    # ranks restart in each group: the published rows, then the runs that are not comparable (fixture data, shortened)
     board = text.split("## Leaderboard")[1].split("![leaderboard")[0]
-    ranked = [int(m) for m in re.findall(r"^\| (\d+) \|", board, re.M)]
-    assert ranked == list(range(1, len(values) + 1))
+    ranked = re.findall(r"^\| (\d+) \| (published|NOT comparable)[^|]*\|", board, re.M)
+    published = [int(r) for r, g in ranked if g == "published"]
+    apart = [int(r) for r, g in ranked if g == "NOT comparable"]
+    assert published == list(range(1, len(values) - 1)) and apart == [1, 2]
+    assert "NOT comparable (fixture data)" in board
+    # performance profiles of the two models (one task here: the better one has ρ(1) = 1, the other 0)
+    profiles = text.split("## Performance profiles")[1].split("\n## ")[0]
+    assert "compared with each other only" in profiles and (tmp_path / "profile-runs.png").exists()
+    rho1 = sorted(re.findall(r"^\| NB201 #\d+ \(C=2, N=1\) \| (\d\.\d\d) \|", profiles, re.M))
+    assert rho1 == ["0.00", "1.00"] or rho1 == ["1.00", "1.00"]  # a tie counts for both
 
 
 def test_bad_run_directories_are_clear_errors(tmp_path: Path) -> None:
@@ -99,7 +107,8 @@ def test_cli_report_writes_into_the_run_directory_by_default(runs: dict[str, Pat
     from nb360.cli import main
 
     assert main(["report", str(runs["b"])]) == 0
-    assert capsys.readouterr().out.strip() == f"report: {runs['b'] / 'report' / 'report.md'}"
+    report_dir = runs["b"] / "report"
+    assert capsys.readouterr().out.split() == ["report:", str(report_dir / "report.md"), "html:", str(report_dir / "report.html")]
     assert main(["report", str(runs["a"]), str(runs["b"]), "--out", str(tmp_path / "r"), "--no-plots"]) == 0
     assert (tmp_path / "r" / "report.md").exists() and not list((tmp_path / "r").glob("*.png"))
     assert main(["report", str(tmp_path / "nothing")]) == 2
@@ -126,7 +135,8 @@ def test_generated_data_is_labelled_and_never_comparable(runs: dict[str, Path]) 
     from nb360.tasks import get_task
 
     results = json.loads((runs["a"] / "results.json").read_text())
-    assert results["data"] == {"source": "released"}
+    assert results["data"] == {"source": "released", "test_items": 16}  # the fixture's size, not the released 659
+    assert "a fixture or a subset" in results["reference"]["comparable"]["note"]
     config = json.loads((runs["a"] / "config.json").read_text())
     generated = {"source": "generated", "generator": {"generator": "nb360.data.darcy_generator", "seed": 0,
                                                      "n": {"train": 300, "test": 100}, "resolution": 15}}

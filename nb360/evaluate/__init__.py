@@ -20,6 +20,12 @@ SGD lr 0.025 cosine, drop-path 0.3, grad clip 5, the task's batch size; tasks.md
 `nb360.search.supernet.darts_settings`) or DARTS's CIFAR protocol (`protocol="darts"`: 600
 epochs, batch 96, auxiliary head 0.4, drop-path 0.2).
 
+NAS-Bench-360's non-NAS baselines run through the same directory layout: `backbone="wrn-asha"` tunes the card's
+backbone per seed with Ray Tune's ASHA (`nb360.evaluate.asha`: the tuning files' space, trials and rungs; the
+trials under seed-<s>/tuning/) and retrains it with the best trial's values; `backbone="xgboost"` fits
+gradient-boosted trees on the flattened inputs (`nb360.evaluate.xgboost_baseline`: the script's settings, the
+search split, seed-<s>/model.json). Their settings go in `EvalSpec.baseline_options`.
+
 results.json and result.json hold no times or dates, so identical runs write identical bytes
 (on the CPU, where torch's algorithms are deterministic). An interrupted run resumes from each
 seed's last checkpoint and ends with the same results as an uninterrupted one. Under torchrun
@@ -41,6 +47,7 @@ from .protocols import (
 from .results import data_source, describe_data, generator_settings, summarize
 from .spec import (
                     BACKBONE_CHOICES,
+                    BASELINE_CHOICES,
                     CONFIG_FORMAT,
                     DARTS_PROTOCOLS,
                     MANIFEST_FORMAT,
@@ -51,7 +58,7 @@ from .spec import (
 )
 from .workflow import Evaluation, evaluate
 
-__all__ = ["BACKBONE_CHOICES", "CONFIG_FORMAT", "DARTS_PROTOCOLS", "MANIFEST_FORMAT", "RESULTS_FORMAT", "STD_NOTE",
+__all__ = ["BACKBONE_CHOICES", "BASELINE_CHOICES", "CONFIG_FORMAT", "DARTS_PROTOCOLS", "MANIFEST_FORMAT", "RESULTS_FORMAT", "STD_NOTE",
            "EpochHook", "EvalSpec", "Evaluation", "RunDir", "build_model", "darts_protocol", "data_source",
            "default_run_dir", "describe_data", "evaluate", "generator_settings", "load_checkpoint",
            "model_description", "model_label", "read_genotype", "read_json", "read_log", "retrain_protocol",

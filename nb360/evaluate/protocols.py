@@ -56,6 +56,8 @@ def model_description(card: TaskCard, spec: EvalSpec) -> dict[str, Any]:
     from ..models import default_backbone
 
     name = spec.backbone
+    if name in ("wrn-asha", "xgboost"):
+        return _baseline_description(card, spec)
     if name == "default":
         name = default_backbone(card.topology)
     if name == "dense-wrn":
@@ -69,9 +71,30 @@ def model_description(card: TaskCard, spec: EvalSpec) -> dict[str, Any]:
     return {"kind": "backbone", "backbone": name, "options": options}
 
 
+def _baseline_description(card: TaskCard, spec: EvalSpec) -> dict[str, Any]:
+    """wrn-asha (the card's backbone, tuned per seed by ASHA) or xgboost (trees on the flattened inputs)."""
+    from dataclasses import replace
+
+    if spec.backbone == "xgboost":
+        from .xgboost_baseline import model_description as xgb_description
+
+        return xgb_description(card, spec)
+    from .asha import tuning_description
+
+    base = model_description(card, replace(spec, backbone="default", baseline_options={}))
+    epochs = spec.epochs if spec.epochs is not None else card.protocol().epochs
+    return {"kind": "backbone", "backbone": "wrn-asha", "base": base, "options": dict(base["options"]),
+            "tuning": tuning_description(card.name, epochs, spec.baseline_options)}
+
+
 def build_model(card: TaskCard, model: dict[str, Any]) -> Any:
-    """Build the network a `model_description` describes."""
+    """Build the network a `model_description` describes (wrn-asha: its untuned backbone)."""
     from ..models import build
+
+    if model.get("backbone") == "wrn-asha":
+        model = model["base"]
+    if model["kind"] == "xgboost":
+        raise InputError("XGBoost is no network: nb360.evaluate.xgboost_baseline trains it")
 
     if model["kind"] == "nb201":
         return build(card, arch=model["arch"], C=model["C"], N=model["N"])
@@ -89,6 +112,10 @@ def model_label(model: dict[str, Any]) -> str:
     if model["kind"] == "darts":
         aux = ", auxiliary head" if model["auxiliary"] else ""
         return f"DARTS genotype (C={model['C']}, {model['layers']} cells{aux})"
+    if model["kind"] == "xgboost":
+        return f"XGBoost ({model['settings']['n_estimators']} rounds, depth {model['settings']['max_depth']})"
+    if model["backbone"] == "wrn-asha":
+        return f"{model['base']['backbone']} + ASHA ({model['tuning']['trials']} trials)"
     options = ", ".join(f"{k}={v}" for k, v in model.get("options", {}).items())
     return model["backbone"] + (f" ({options})" if options else "")
 
@@ -183,10 +210,12 @@ def train_config(fields: dict[str, Any], seed: int) -> Any:
     return TrainConfig(**values, seed=seed)
 
 
-def _params(card: TaskCard, model: dict[str, Any]) -> int:
+def _params(card: TaskCard, model: dict[str, Any]) -> int | None:
     """Parameter count of a model; DARTS networks without the auxiliary head (DARTS's convention)."""
     from ..models import count_parameters, count_parameters_darts
 
+    if model["kind"] == "xgboost":
+        return None  # trees: no parameter count comparable with a network's
     net = build_model(card, model)
     return count_parameters_darts(net) if model["kind"] == "darts" else count_parameters(net)
 

@@ -16,7 +16,27 @@ def data_source(datasets: dict[str, Any]) -> dict[str, Any]:
     test = datasets.get("test")
     source = getattr(test, "source", "released")
     record = getattr(test, "provenance", None) or {}
-    return {"source": source, **({"generator": generator_settings(record)} if source != "released" else {})}
+    out = {"source": source, **({"generator": generator_settings(record)} if source != "released" else {})}
+    try:
+        out["test_items"] = len(test)  # checked against the card's test size (`size_mismatch`)
+    except TypeError:
+        pass
+    return out
+
+
+# relative difference from the card's test size beyond which a "released" set is a fixture or a subset (ECG's and
+# FSD50K's card sizes are rounded, by up to about 3%)
+SIZE_TOLERANCE = 0.05
+
+
+def size_mismatch(card: TaskCard, data: dict[str, Any]) -> str | None:
+    """Why a released-layout test set is not the released one (its size differs from the card's), or None."""
+    n = data.get("test_items")
+    expected = ((card.splits.get("retrain") or {}).get("sizes") or {}).get("test")
+    if n is None or not expected or abs(n - expected) <= SIZE_TOLERANCE * expected:
+        return None
+    return (f"its test split has {n:,} items, not the released {expected:,} (a fixture or a subset in the released "
+            "file layout)")
 
 
 def generator_settings(record: dict[str, Any]) -> dict[str, Any]:
@@ -51,10 +71,21 @@ def summarize(config: dict[str, Any], per_seed: list[dict[str, Any]], card: Task
     model, protocol = config["model"], config["protocol"]
     baseline = model["kind"] == "backbone" and model["backbone"] in ("wrn", "dense-wrn", "resnet1d") and \
         model.get("options", {}).get("pooling", "original") == "original"
+    mismatch = size_mismatch(card, data) if data["source"] == "released" else None
+    tuned = model.get("backbone") == "wrn-asha"
     if data["source"] != "released":
         comparable = {"method": None, "variant": None,
                       "note": f"no reference row is comparable: the data is a {data['source']} stand-in, not the "
                               "released benchmark data the reference results were measured on"}
+    elif mismatch:
+        comparable = {"method": None, "variant": None, "note": f"no reference row is comparable: {mismatch}"}
+    elif tuned and not protocol["changed"] and model["tuning"]["trials"] == model["tuning"]["card_trials"]:
+        comparable = {"method": "WRN", "variant": "ASHA (tuned)",
+                      "note": "same backbone, tuning space, trial count and retrain protocol as the card's WRN / ASHA "
+                              "row (Ray Tune's ASHA in place of Determined's adaptive_asha)"}
+    elif model["kind"] == "xgboost" and not protocol["changed"]:
+        comparable = {"method": "XGBoost", "variant": "default",
+                      "note": "same features, settings and splits as the card's XGBoost row (xgboost/xgboost_360.py)"}
     elif baseline and not protocol["changed"]:
         comparable = {"method": "WRN", "variant": "default",
                       "note": "same backbone and protocol as the card's baseline row"}
@@ -63,7 +94,8 @@ def summarize(config: dict[str, Any], per_seed: list[dict[str, Any]], card: Task
                       "note": "same evaluation network and protocol as the card's DARTS / GAEA row (whose genotypes "
                               "came from NAS-Bench-360's own GAEA PC-DARTS searches)"}
     else:
-        why = "the protocol was changed (--epochs)" if protocol["changed"] else "a different model"
+        why = ("the protocol was changed (--epochs)" if protocol["changed"] else
+               "fewer ASHA trials than the card's" if tuned else "a different model")
         comparable = {"method": None, "variant": None,
                       "note": f"no reference row is directly comparable: {why}"}
     return {

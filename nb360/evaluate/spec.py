@@ -12,6 +12,9 @@ RESULTS_FORMAT = "nb360-evaluate-results/1"
 CONFIG_FORMAT = "nb360-evaluate-config/1"
 MANIFEST_FORMAT = "nb360-evaluate-manifest/1"
 BACKBONE_CHOICES = ("wrn", "resnet1d", "dense-wrn", "default")
+# NAS-Bench-360's non-NAS baselines beside the backbones: the card's backbone tuned by ASHA (evaluate/asha.py) and
+# gradient-boosted trees on the flattened inputs (evaluate/xgboost_baseline.py); each runs its own protocol.
+BASELINE_CHOICES = ("wrn-asha", "xgboost")
 DARTS_PROTOCOLS = ("nb360", "darts")
 STD_NOTE = "population standard deviation over seeds (numpy std, ddof=0)"
 
@@ -37,6 +40,8 @@ class EvalSpec:
     pooling: str = "original"  # point-2D WRN pooling: NB360's rules ("original") or "global"
     eval_every: int = 1  # evaluate on the test split every k epochs (and always after the last)
     loader_options: dict[str, Any] = field(default_factory=dict)
+    # settings of the wrn-asha / xgboost baselines (asha.ASHA_OPTIONS, xgboost_baseline.XGB_OPTIONS); {} = NB360's
+    baseline_options: dict[str, Any] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Raise InputError on impossible settings."""
@@ -48,8 +53,12 @@ class EvalSpec:
                              f"{', '.join(DARTS_PROTOCOLS)}")
         if self.layers is not None and self.layers < 1:
             raise InputError(f"--layers must be >= 1, got {self.layers}")
-        if self.backbone is not None and self.backbone not in BACKBONE_CHOICES:
-            raise InputError(f"unknown backbone {self.backbone!r}: choose one of {', '.join(BACKBONE_CHOICES)}")
+        if self.backbone is not None and self.backbone not in BACKBONE_CHOICES + BASELINE_CHOICES:
+            raise InputError(f"unknown backbone {self.backbone!r}: choose one of "
+                             f"{', '.join(BACKBONE_CHOICES + BASELINE_CHOICES)}")
+        if self.baseline_options and self.backbone not in BASELINE_CHOICES:
+            raise InputError(f"baseline options ({', '.join(sorted(self.baseline_options))}) apply to --backbone "
+                             f"{' or '.join(BASELINE_CHOICES)} only")
         if not self.seeds:
             raise InputError("give at least one seed (--seeds 0 1 2)")
         if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):

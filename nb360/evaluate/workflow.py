@@ -91,6 +91,14 @@ def _evaluate(spec: EvalSpec, card: TaskCard, run: RunDir, device: Any, processe
     from ..training import distributed
 
     model = model_description(card, spec)
+    if model["kind"] == "xgboost" or model.get("backbone") == "wrn-asha":
+        if processes > 1:
+            raise InputError(f"--backbone {spec.backbone} runs in one process (its own parallelism: trials or "
+                             "threads); drop torchrun")
+    if model["kind"] == "xgboost":
+        from .xgboost_baseline import evaluate_xgboost
+
+        return evaluate_xgboost(spec, card, model, run, device, command)
     if model["kind"] == "darts":
         train_fields, protocol = darts_protocol(card, spec.protocol, spec.epochs)
     else:
@@ -115,10 +123,11 @@ def _evaluate(spec: EvalSpec, card: TaskCard, run: RunDir, device: Any, processe
     status = "interrupted"
     try:
         per_seed = []
-        for seed in spec.seeds:
-            per_seed.append(_run_seed(spec, card, run, config, model, datasets, seed, device, main, progress,
-                                      manifest, epoch_hook))
-            distributed.barrier()
+        with _tuning_cluster(model):
+            for seed in spec.seeds:
+                per_seed.append(_run_seed(spec, card, run, config, model, datasets, seed, device, main, progress,
+                                          manifest, epoch_hook))
+                distributed.barrier()
         results = summarize(config, per_seed, card, data_source(datasets))
         if main:
             write_json(run.results, results)
@@ -146,7 +155,12 @@ def _run_seed(spec: EvalSpec, card: TaskCard, run: RunDir, config: dict[str, Any
 
     if run.seed_result(seed).exists():
         return read_json(run.seed_result(seed), "seed result")
-    cfg = train_config(config["train"], seed)
+    fields, extra = config["train"], {}
+    if model_desc.get("backbone") == "wrn-asha":  # tune this seed first (or read its finished tuning)
+        from .asha import prepare_seed
+
+        model_desc, fields, extra = prepare_seed(spec, card, run, config, seed, device, progress and main)
+    cfg = train_config(fields, seed)
     seed_everything(seed)
     model = build_model(card, model_desc)
     state, start = None, 0
@@ -189,10 +203,21 @@ def _run_seed(spec: EvalSpec, card: TaskCard, run: RunDir, config: dict[str, Any
             eval_epochs=lambda e: (e + 1) % every == 0 or e == epochs - 1)
     finally:
         bars.close()
-    result = {"seed": seed, "epochs": epochs, "train": last.get("train", {}), "test": last.get("test", {})}
+    result = {"seed": seed, "epochs": epochs, "train": last.get("train", {}), "test": last.get("test", {}), **extra}
     if main:
         write_json(run.seed_result(seed), result)
     return _json_ready(result)
+
+
+def _tuning_cluster(model: dict[str, Any]) -> Any:
+    """A local Ray instance around the seeds of a wrn-asha run (none for other models)."""
+    import contextlib
+
+    if model.get("backbone") != "wrn-asha":
+        return contextlib.nullcontext()
+    from .asha import RayContext
+
+    return RayContext(cpus=None)
 
 
 class _Progress:

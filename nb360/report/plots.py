@@ -51,25 +51,3 @@ def plot_learning_curves(run: Run, path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
-
-
-def plot_leaderboard(entries: list[dict[str, Any]], path: Path, *, units: str, title: str) -> None:
-    """Horizontal bars (mean ± std, lower is better): nb360 runs in colour, reference results in grey."""
-    plt = _pyplot()
-    entries = [e for e in entries if e["value"] is not None]
-    fig, ax = plt.subplots(figsize=(7.5, 0.42 * len(entries) + 1.4))
-    y = np.arange(len(entries))[::-1]
-    colours = ["tab:blue" if e["kind"] == "run" else "0.6" for e in entries]
-    ax.barh(y, [e["value"] for e in entries], xerr=[e["std"] or 0.0 for e in entries], color=colours,
-            error_kw={"elinewidth": 1, "capsize": 3})
-    ax.set_yticks(y, [e["label"] + (f" [{e['run']}]" if e["kind"] == "run" else "") for e in entries], fontsize=8)
-    from matplotlib.patches import Patch
-
-    ax.legend(handles=[Patch(color="tab:blue", label="nb360 runs (this report)"),
-                       Patch(color="0.6", label="published reference results")], fontsize=7, loc="lower right")
-    ax.set_xlabel(units, fontsize=8)
-    ax.set_title(title, fontsize=10)
-    ax.grid(axis="x", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
