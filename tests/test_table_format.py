@@ -17,9 +17,13 @@ from nb360.table import Table
 
 
 def rewrite_header(path: Path, out: Path, schema: int) -> None:
+    """A copy of the table whose (valid, checksummed) header names another schema version."""
+    from nb360.table.checksums import header
+
     data = bytearray(path.read_bytes())
-    head = bytes(data[:8]) + struct.pack("<IIQ", 1, schema, struct.unpack_from("<Q", data, 16)[0])
-    data[:28] = head + struct.pack("<I", _table.lookup3(head))
+    index = bytes(_table.TableFile(str(path)).index_json())
+    head = header(schema, struct.unpack_from("<Q", data, 16)[0], index)
+    data[:len(head)] = head
     out.write_bytes(bytes(data))
 
 

@@ -1,4 +1,5 @@
-"""Writes nb360 tables (schema version 1) with h5py: contiguous datasets, JSON index, user-block header."""
+"""Writes nb360 tables (schema version 1, header version 2) with h5py: contiguous datasets, JSON index,
+user-block header, and the checksums that let the reader refuse corrupt bytes (nb360/table/checksums.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,11 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from . import checksums
 from .schema import (ARCHS_DATASET, INDEX_DATASET, RUN_DATASETS, SCHEMA_VERSION, USER_BLOCK_SIZE,
                      run_group_path)
-
-HEADER_MAGIC = b"NB360TBL"
-HEADER_VERSION = 1
 
 
 @dataclass
@@ -70,11 +68,8 @@ def _sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
-def _write_header(path: Path, index_address: int) -> None:
-    from .. import _table
-
-    head = HEADER_MAGIC + struct.pack("<IIQ", HEADER_VERSION, SCHEMA_VERSION, index_address)
-    head += struct.pack("<I", _table.lookup3(head))
+def _write_header(path: Path, index_address: int, index_bytes: bytes) -> None:
+    head = checksums.header(SCHEMA_VERSION, index_address, index_bytes)
     with open(path, "r+b") as f:
         f.write(head)
         f.flush()
@@ -82,8 +77,11 @@ def _write_header(path: Path, index_address: int) -> None:
 
 
 def write_table(path: str | os.PathLike, runs: Sequence[RunData], *, archs: Sequence[str], space: str = "nb201",
-                provenance: dict[str, Any] | None = None) -> Path:
-    """Write an nb360 table atomically (temp file, then rename) and return its path."""
+                provenance: dict[str, Any] | None = None, created: str | None = None) -> Path:
+    """Write an nb360 table atomically (temp file, then rename) and return its path.
+
+    `created` keeps an earlier creation time (nb360 table upgrade); by default it is now.
+    """
     import h5py
 
     from .. import __version__
@@ -95,11 +93,11 @@ def write_table(path: str | os.PathLike, runs: Sequence[RunData], *, archs: Sequ
     for run in runs:
         run.validate(len(archs))
     provenance = dict(provenance or {})
-    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    created = created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     index: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION, "space": space, "num_archs": len(archs), "nb360_version": __version__,
-        "created": created, "provenance": provenance, "runs": [],
+        "created": created, "provenance": provenance, "checksums": checksums.index_entry(), "runs": [],
     }
     try:
         # libver v110: superblock v3 and v2 object headers, the subset csrc/table reads. Large datasets
@@ -118,9 +116,10 @@ def write_table(path: str | os.PathLike, runs: Sequence[RunData], *, archs: Sequ
             index["archs_dataset"] = h5py.h5o.get_info(archs_ds.id).addr
             for run in runs:
                 index["runs"].append(_write_run(f, run, len(archs)))
-            index_ds = f.create_dataset(INDEX_DATASET, data=np.frombuffer(json.dumps(index).encode(), dtype=np.uint8))
+            index_bytes = json.dumps(index).encode()
+            index_ds = f.create_dataset(INDEX_DATASET, data=np.frombuffer(index_bytes, dtype=np.uint8))
             index_address = h5py.h5o.get_info(index_ds.id).addr
-        _write_header(tmp, index_address)
+        _write_header(tmp, index_address, index_bytes)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
@@ -162,6 +161,7 @@ def _write_run(f: Any, run: RunData, num_archs: int) -> dict[str, Any]:
         ds = group.create_dataset(name, data=arrays[name])  # contiguous, uncompressed: mmap-able
         entry["datasets"][name] = h5py.h5o.get_info(ds.id).addr
         entry["sha256"][name] = _sha256(arrays[name])
+    entry["chunk_checksums"] = checksums.write_run_checksums(group, [arrays[name] for name in RUN_DATASETS])
     # The same facts as HDF5 attributes, for h5py / h5dump / pandas users.
     group.attrs["task"] = run.task
     group.attrs["hp"] = run.hp
