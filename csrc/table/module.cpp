@@ -14,6 +14,7 @@
 
 #include "checksum.h"
 #include "errors.h"
+#include "sigbus_guard.h"
 #include "table_file.h"
 
 namespace py = pybind11;
@@ -148,6 +149,15 @@ PYBIND11_MODULE(_table, m) {
       .def_property_readonly("closed", &TableFile::closed)
       .def("close", &TableFile::close,
            "Make every later lookup raise ClosedError (in every thread); the mapping goes with the last view.")
+      .def("_read_mapped",
+           [](const TableFile& t, std::uint64_t offset) {
+             if (!t.file().contains(offset, 1)) throw py::index_error("offset past the end of the mapping");
+             std::uint8_t v = 0;
+             const std::uint8_t* p = t.file().data() + offset;
+             if (!nb360::guarded([&] { v = *p; })) t.file().changed("it shrank while being read");
+             return v;
+           },
+           py::arg("offset"), "Test hook: one byte of the mapping read under the SIGBUS guard, with no fstat check.")
       .def("check_unchanged", [](const TableFile& t) { t.enter(); },
            "Raise ClosedError or FileChangedError when the table was closed or changed on disk.")
       .def_property_readonly("size", [](const TableFile& t) { return t.file().size(); }, "File size in bytes.")

@@ -249,7 +249,10 @@ std::int64_t RunView::gather(std::int64_t n, const std::int64_t* archs, std::int
         continue;
       }
       const std::uint64_t flat = (static_cast<std::uint64_t>(r) * metrics_ + m) * epochs_ + e;
-      if (check_chunks) cv.ensure(flat * sizeof(float));
+      if (check_chunks) {  // both chunks, so every API answers alike on a file with a corrupt mask
+        cv.ensure(flat * sizeof(float));
+        cp.ensure(flat);
+      }
       const float v = load<float>(values_base, flat);
       values[i] = v;
       // The schema stores NaN wherever the mask is 0, so the mask is read only for NaN values: one
@@ -257,7 +260,6 @@ std::int64_t RunView::gather(std::int64_t n, const std::int64_t* archs, std::int
       if (v == v) {
         present[i] = 1;
       } else {
-        if (check_chunks) cp.ensure(flat);
         present[i] = present_base[flat] != 0;
       }
     }
