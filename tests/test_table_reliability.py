@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -163,11 +164,13 @@ def test_table_overwritten_in_place_raises(fixture_table, nb360_layout_table, tm
     _, other = nb360_layout_table
     proc = run_isolated(f"""
         import shutil
+        import time
         from nb360.table import Table
         from nb360.errors import DataError
         t = Table.open({str(path)!r})
         before = t.query(11, "train-loss", **{KW!r})
         shutil.copyfile({str(other)!r}, {str(path)!r})  # what `cp new.h5 table.h5` does: truncate, then write
+        time.sleep(0.01)  # single lookups re-check the file at most once per millisecond
         try:
             t.query(11, "train-loss", **{KW!r})
         except DataError as exc:
@@ -175,6 +178,23 @@ def test_table_overwritten_in_place_raises(fixture_table, nb360_layout_table, tm
             print("ok")
     """)
     assert proc.returncode == 0 and "ok" in proc.stdout, proc.stdout + proc.stderr
+
+
+def test_same_size_overwrite_in_place_raises(fixture_table, tmp_path) -> None:
+    path = tmp_path / "t.h5"
+    shutil.copy(fixture_table, path)
+    t = Table.open(path)
+    t.query(11, "train-loss", 3, **KW)
+    offset = t._file.dataset_info(t._select("cifar100", "200", 777)[0].info.datasets["curves"])["offset"]
+    time.sleep(0.02)  # file times tick with the kernel's coarse clock (1-10 ms)
+    with open(path, "r+b") as f:  # same size, other bytes in an already checked chunk
+        f.seek(offset + 4 * 3)
+        f.write(b"\x00\x00\x80\x7f")
+    time.sleep(0.01)
+    with pytest.raises(DataError, match="changed on disk"):
+        t.query(11, "train-loss", 3, **KW)
+    with pytest.raises(DataError, match="changed on disk"):  # latched
+        t.query_batch([0], "train-loss", 0, **KW)
 
 
 def test_table_replaced_by_rename_or_deleted_keeps_the_old_content(fixture_table, nb360_layout_table, tmp_path) -> None:

@@ -7,6 +7,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <ctime>
 #include <stdexcept>
 
 #include "errors.h"
@@ -81,6 +82,12 @@ void MappedFile::check_unchanged() const {
   // by renaming a new one over it, as nb360's writer does) changes the ctime but keeps the mapped
   // inode and its content, which stay valid to read.
   if (nanoseconds(st.st_mtim) != mtime_ns_) changed("it was modified");
+}
+
+std::int64_t MappedFile::coarse_now_ns() {
+  struct timespec t {};
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &t);  // vDSO, no system call
+  return nanoseconds(t);
 }
 
 void MappedFile::changed(const std::string& how) const {

@@ -43,6 +43,16 @@ class MappedFile {
   // modification time differ): it was truncated or overwritten in place. Latches: once
   // changed, always changed. One fstat (~0.2 µs).
   void check_unchanged() const;
+  // check_unchanged() at most once per kRecheckNs (a coarse clock read, ~10 ns, decides); in between
+  // only the latched state is checked. For single lookups, which cost less than one fstat.
+  void check_unchanged_now_and_then() const {
+    if (changed_.load(std::memory_order_relaxed)) changed("");
+    const std::int64_t now = coarse_now_ns();
+    if (now - last_check_ns_.load(std::memory_order_relaxed) < kRecheckNs) return;
+    last_check_ns_.store(now, std::memory_order_relaxed);
+    check_unchanged();
+  }
+  static constexpr std::int64_t kRecheckNs = 1000000;  // 1 ms
   // Marks the file changed (a guarded read faulted) and throws FileChangedError.
   [[noreturn]] void changed(const std::string& how) const;
 
@@ -60,8 +70,10 @@ class MappedFile {
   int fd_ = -1;  // kept open for check_unchanged
   std::uint64_t size_ = 0;
   const std::uint8_t* data_ = nullptr;
+  static std::int64_t coarse_now_ns();
   std::int64_t mtime_ns_ = 0;
   mutable std::atomic<bool> changed_{false};
+  mutable std::atomic<std::int64_t> last_check_ns_{0};
 };
 
 }  // namespace nb360

@@ -198,7 +198,7 @@ void RunView::check(std::int64_t arch, std::int64_t metric, std::int64_t epoch) 
 void RunView::finish_batch() const { table_->file().check_unchanged(); }
 
 float RunView::get(std::int64_t arch, std::int64_t metric, std::int64_t epoch) const {
-  table_->enter();
+  table_->enter(false);
   check(arch, metric, epoch);
   const std::int64_t r = row(arch);
   const std::uint64_t flat = (static_cast<std::uint64_t>(r) * metrics_ + metric) * epochs_ + epoch;
@@ -270,7 +270,7 @@ std::int64_t RunView::gather(std::int64_t n, const std::int64_t* archs, std::int
 }
 
 double RunView::scalar(std::int64_t arch, std::int64_t index) const {
-  table_->enter();
+  table_->enter(false);
   if (arch < 0 || arch >= archs_) throw OutOfRangeError(range_message("arch index", arch, archs_));
   if (index < 0 || index >= scalars_) throw OutOfRangeError(range_message("scalar index", index, scalars_));
   const std::int64_t r = row(arch);
