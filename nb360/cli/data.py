@@ -123,7 +123,7 @@ def run_download(args: argparse.Namespace) -> int:
     for r in results:
         how = "already present" if r.action == "present" else f"downloaded from {r.source}" + (
             " (resumed)" if r.resumed else "")
-        print(f"{r.name}: {how}, {r.size} bytes, sha256 {r.sha256} ({r.checksum})")
+        print(f"{r.name}: {how}, {r.size} bytes, sha256 {r.sha256}: {r.label}")
         for note in r.notes:
             print(f"  note: {note}")
     return 0
@@ -151,6 +151,10 @@ def run_verify(args: argparse.Namespace) -> int:
                       f"{darcy.PROVENANCE_FILE} ({n['train']} train + {n['test']} test at {record['resolution']}x"
                       f"{record['resolution']}, seed {record['seed']})")
                 break
+    unverified = [r.name for r in results if r.status in ("unverified", "unchecked")]
+    if unverified:
+        print(f"{len(unverified)} file(s) UNVERIFIED (first seen): the task card publishes no checksum for "
+              f"{', '.join(unverified)}, so they are checked only against the copy first downloaded here")
     bad = [r for r in results if r.status == "bad"]
     missing = [r for r in results if r.status == "missing"]
     if bad or (missing and not generated_ok):
