@@ -467,3 +467,71 @@ def test_two_downloads_of_one_file_do_not_corrupt_it(server, tmp_path) -> None:
 def _download_in_child(file: DataFile, root: Path) -> tuple[str, str]:
     result = dl.download_file(file, root, progress=False, timeout=10)
     return result.action, result.sha256
+
+
+# ---------------------------------------------------------------------------------------------- extraction
+def _tar(path: Path, members: dict[str, bytes], mode: str = "w") -> Path:
+    with tarfile.open(path, mode) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_two_archives_into_one_folder_merge_and_lose_nothing(tmp_path) -> None:
+    root = tmp_path / "root"
+    first = _tar(tmp_path / "train.tar", {"data/train.npy": b"train", "data/shared.txt": b"same"})
+    second = _tar(tmp_path / "test.tar", {"data/test.npy": b"test", "data/shared.txt": b"same"})
+    extract_archive(first, root, progress=False)
+    extract_archive(second, root, progress=False)
+    assert sorted(p.name for p in (root / "data").iterdir()) == ["shared.txt", "test.npy", "train.npy"]
+    assert (root / "data" / "train.npy").read_bytes() == b"train"
+
+
+def test_a_clash_is_refused_and_nothing_is_replaced(tmp_path) -> None:
+    root = tmp_path / "root"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "labels.csv").write_bytes(b"mine")
+    archive = _tar(tmp_path / "a.tar", {"data/labels.csv": b"theirs", "data/new.npy": b"x"})
+    with pytest.raises(DataError, match="would overwrite .*labels.csv.*other content"):
+        extract_archive(archive, root, progress=False)
+    assert (root / "data" / "labels.csv").read_bytes() == b"mine" and not (root / "data" / "new.npy").exists()
+    assert not [p for p in root.iterdir() if p.name.startswith(".nb360-extract")]
+
+
+def test_an_interrupted_extraction_of_the_same_archive_is_finished(tmp_path) -> None:
+    root = tmp_path / "root"
+    archive = _tar(tmp_path / "a.tar", {"data/x.npy": b"new"})
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "x.npy").write_bytes(b"ne")  # half-moved by an earlier run that was killed
+    (root / ".a.tar.extracting").write_text(json.dumps({"files": ["data/x.npy"]}))
+    extract_archive(archive, root, progress=False)
+    assert (root / "data" / "x.npy").read_bytes() == b"new" and not (root / ".a.tar.extracting").exists()
+
+
+@pytest.mark.parametrize("name", ["nb360-downloads.json", ".data.bin.nb360-lock", "data.bin.part",
+                                  ".other.tar.extracted"])
+def test_archive_cannot_write_nb360_bookkeeping(tmp_path, name) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "nb360-downloads.json").write_text('{"files": {}}')
+    archive = _tar(tmp_path / "a.tar", {name: b'{"files": {"x": {"sha256": "forged"}}}'})
+    with pytest.raises(DataError, match="bookkeeping"):
+        extract_archive(archive, root, progress=False)
+    assert (root / "nb360-downloads.json").read_text() == '{"files": {}}'
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_decompression_bombs_are_refused(tmp_path, kind) -> None:
+    zeros = bytes(64 << 20)  # 64 MiB of zeros pack into ~64 KiB: a 1000x ratio
+    if kind == "zip":
+        archive = tmp_path / "bomb.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("a.bin", zeros)
+    else:
+        archive = _tar(tmp_path / "bomb.tar.gz", {"a.bin": zeros}, "w:gz")
+    assert archive.stat().st_size < 1 << 20
+    with pytest.raises(DataError, match="decompression bomb"):
+        extract_archive(archive, tmp_path / "out", progress=False, min_allowance=1 << 20)
+    assert not (tmp_path / "out" / "a.bin").exists()
