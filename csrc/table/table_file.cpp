@@ -223,46 +223,52 @@ float RunView::get(std::int64_t arch, std::int64_t metric, std::int64_t epoch) c
   return v;
 }
 
+namespace {
+
+// The lookup loop of RunView::gather, on plain local values: the uint8 stores into `present` may
+// alias anything the compiler cannot prove private, so nothing here is read through a reference.
+std::int64_t gather_loop(std::int64_t n, const std::int64_t* archs, std::int64_t arch_stride, const std::int64_t* metrics,
+                         std::int64_t metric_stride, const std::int64_t* epochs, std::int64_t epoch_stride,
+                         float* values, std::uint8_t* present, const std::int32_t* rows, std::int64_t num_archs,
+                         std::int64_t num_metrics, std::int64_t num_epochs, const std::uint8_t* values_base,
+                         const std::uint8_t* present_base, const CheckedDataset* check_values,
+                         const CheckedDataset* check_present) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  for (std::int64_t i = 0; i < n; ++i) {
+    const std::int64_t a = archs[i * arch_stride], m = metrics[i * metric_stride], e = epochs[i * epoch_stride];
+    if (a < 0 || a >= num_archs || m < 0 || m >= num_metrics || e < 0 || e >= num_epochs) return i;
+    const std::int64_t r = rows[a];
+    if (r < 0) {
+      values[i] = nan;
+      present[i] = 0;
+      continue;
+    }
+    const std::uint64_t flat = (static_cast<std::uint64_t>(r) * num_metrics + m) * num_epochs + e;
+    if (check_values != nullptr) {  // both chunks, so every API answers alike on a file with a corrupt mask
+      check_values->ensure(flat * sizeof(float));
+      check_present->ensure(flat);
+    }
+    const float v = load<float>(values_base, flat);
+    values[i] = v;
+    // The schema stores NaN wherever the mask is 0, so the mask is read only for NaN values: one
+    // random memory access per lookup instead of two (recorded NaNs, e.g. a diverged loss, stay present).
+    present[i] = (v == v) ? 1 : (present_base[flat] != 0);
+  }
+  return -1;
+}
+
+}  // namespace
+
 std::int64_t RunView::gather(std::int64_t n, const std::int64_t* archs, std::int64_t arch_stride,
                              const std::int64_t* metrics, std::int64_t metric_stride, const std::int64_t* epochs,
                              std::int64_t epoch_stride, float* values, std::uint8_t* present) const {
   table_->enter();
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-  const CheckedDataset& cv = *curves_;
-  const CheckedDataset& cp = *curves_present_;
-  const bool check_chunks = !(cv.all_verified() && cp.all_verified());
-  const std::uint8_t* values_base = cv.data();
-  const std::uint8_t* present_base = cp.data();
-  const std::int32_t* rows = rows_of_.data();
+  const bool check_chunks = !(curves_->all_verified() && curves_present_->all_verified());
   std::int64_t bad = -1;
   const bool ok = guarded([&] {
-    for (std::int64_t i = 0; i < n; ++i) {
-      const std::int64_t a = archs[i * arch_stride], m = metrics[i * metric_stride], e = epochs[i * epoch_stride];
-      if (a < 0 || a >= archs_ || m < 0 || m >= metrics_ || e < 0 || e >= epochs_) {
-        bad = i;
-        return;
-      }
-      const std::int64_t r = rows[a];
-      if (r < 0) {
-        values[i] = nan;
-        present[i] = 0;
-        continue;
-      }
-      const std::uint64_t flat = (static_cast<std::uint64_t>(r) * metrics_ + m) * epochs_ + e;
-      if (check_chunks) {  // both chunks, so every API answers alike on a file with a corrupt mask
-        cv.ensure(flat * sizeof(float));
-        cp.ensure(flat);
-      }
-      const float v = load<float>(values_base, flat);
-      values[i] = v;
-      // The schema stores NaN wherever the mask is 0, so the mask is read only for NaN values: one
-      // random memory access per lookup instead of two (recorded NaNs, e.g. a diverged loss, stay present).
-      if (v == v) {
-        present[i] = 1;
-      } else {
-        present[i] = present_base[flat] != 0;
-      }
-    }
+    bad = gather_loop(n, archs, arch_stride, metrics, metric_stride, epochs, epoch_stride, values, present,
+                      rows_of_.data(), archs_, metrics_, epochs_, curves_->data(), curves_present_->data(),
+                      check_chunks ? curves_.get() : nullptr, check_chunks ? curves_present_.get() : nullptr);
   });
   if (!ok) table_->file().changed("it shrank while being read");
   finish_batch();
