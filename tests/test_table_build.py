@@ -180,3 +180,33 @@ def test_diverged_runs_are_recorded_as_nan_and_the_build_goes_on(darcy_root, tmp
     # a rerun of the same command finds the build complete instead of failing again
     assert Table.open(build_table(tiny_spec(darcy_root, archs="0-2", lr=1e6), tmp_path / "d.h5", shard_size=2,
                                   progress=False)).archs().tolist() == [0, 1, 2]
+
+
+def test_a_build_that_finished_no_shard_does_not_block_the_corrected_command(darcy_root, tmp_path) -> None:
+    WorkDir(tmp_path / "w", tiny_spec(darcy_root, lr=123.0), shard_size=2)  # e.g. refused, then fixed
+    work = WorkDir(tmp_path / "w", tiny_spec(darcy_root), shard_size=2)
+    assert json.loads((tmp_path / "w" / "spec.json").read_text())["spec"]["lr"] == 0.05
+    work.write(work.plan()[0], [])  # once a shard is finished, other settings are refused as before
+    with pytest.raises(InputError, match="other settings"):
+        WorkDir(tmp_path / "w", tiny_spec(darcy_root, lr=123.0), shard_size=2)
+
+
+def test_unreachable_ray_address_is_refused_quickly(tmp_path, capsys) -> None:
+    import socket
+    import time
+
+    from nb360.build.executors import check_ray_address
+    from nb360.cli import main
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    assert main(["table", "build", "--task", "darcyflow", "--data-root", str(tmp_path), "--hp", "1", "-o",
+                 str(tmp_path / "t.h5"), "--executor", "ray", "--ray-address", f"127.0.0.1:{port}"]) == 2
+    assert "cannot reach the Ray cluster" in capsys.readouterr().err and time.monotonic() - start < 30
+    with pytest.raises(InputError, match="within 1 s"):
+        check_ray_address("ray://192.0.2.1:10001", timeout=1.0)  # TEST-NET-1: never routed, never answers
+    with pytest.raises(InputError, match="only applies with --executor ray"):
+        main(["--debug", "table", "build", "--task", "darcyflow", "--data-root", str(tmp_path), "--hp", "1", "-o",
+              str(tmp_path / "t.h5"), "--ray-address", f"127.0.0.1:{port}"])

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from . import add_common_options
+from . import SEED, WORKERS, add_common_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -74,11 +74,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=int, default=darcy.DEFAULT_RESOLUTION, metavar="R",
                    help=f"grid points per side; R-1 must divide 420 (default {darcy.DEFAULT_RESOLUTION}, the "
                         "benchmark's)")
-    p.add_argument("--seed", type=int, default=darcy.DEFAULT_SEED, metavar="S",
+    p.add_argument("--seed", type=SEED, default=darcy.DEFAULT_SEED, metavar="S",
                    help=f"random seed (default {darcy.DEFAULT_SEED})")
     p.add_argument("--pipeline", choices=["direct", "full"], default="direct",
                    help="direct: solve on R nodes (fast, default); full: solve on 421 nodes and subsample")
-    p.add_argument("--workers", type=int, default=None, metavar="W",
+    p.add_argument("--workers", type=WORKERS, default=None, metavar="W",
                    help=f"worker processes (default: all {os.cpu_count()} cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common_options(p)

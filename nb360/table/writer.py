@@ -87,6 +87,7 @@ def write_table(path: str | os.PathLike, runs: Sequence[RunData], *, archs: Sequ
     from .. import __version__
 
     path = Path(path)
+    _check_writable(path)
     keys = [(r.task, r.hp, r.seed) for r in runs]
     if len(set(keys)) != len(keys):
         raise ValueError(f"duplicate run groups in {keys}")
@@ -102,8 +103,15 @@ def write_table(path: str | os.PathLike, runs: Sequence[RunData], *, archs: Sequ
     try:
         # libver v110: superblock v3 and v2 object headers, the subset csrc/table reads. Large datasets
         # are page-aligned so mapped lookups touch as few pages as possible.
-        with h5py.File(tmp, "w", libver=("v110", "v110"), userblock_size=USER_BLOCK_SIZE,
-                       alignment_threshold=65536, alignment_interval=4096) as f:
+        try:
+            handle = h5py.File(tmp, "w", libver=("v110", "v110"), userblock_size=USER_BLOCK_SIZE,
+                               alignment_threshold=65536, alignment_interval=4096)
+        except OSError as exc:
+            from ..errors import DataError
+
+            raise DataError(f"cannot write the table {path}: creating {tmp.name} there failed ({exc}); choose "
+                            "another output path") from None
+        with handle as f:
             f.attrs["nb360_schema_version"] = SCHEMA_VERSION
             f.attrs["nb360_version"] = __version__
             f.attrs["created"] = created
@@ -125,6 +133,21 @@ def write_table(path: str | os.PathLike, runs: Sequence[RunData], *, archs: Sequ
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _check_writable(path: Path) -> None:
+    """DataError naming the fix when the table cannot be written where asked (before any work is done)."""
+    from ..errors import DataError
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise DataError(f"cannot write the table {path}: it is a folder; give a file name such as {path / 'table.h5'}")
+    if not folder.is_dir():
+        raise DataError(f"cannot write the table {path}: the folder {folder} does not exist; create it or choose "
+                        "another output path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(f"cannot write the table {path}: the folder {folder} is not writable; choose another "
+                        "output path")
 
 
 def _write_run(f: Any, run: RunData, num_archs: int) -> dict[str, Any]:
