@@ -103,8 +103,27 @@ def _os_error_message(exc: OSError) -> str | None:
             "(e.g. another --out / -o / --root)")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the nb360 command line; return the exit status."""
+def main(argv: Sequence[str] | None = None, *, own_children: bool | None = None) -> int:
+    """Run the nb360 command line; return the exit status.
+
+    As the console command (argv None, or own_children=True) it stops and reaps every process it
+    started before it returns (nb360/cli/_children.py); called with an argv (tests, scripts) it
+    leaves the caller's processes alone.
+    """
+    from ._children import become_subreaper, stop_children
+
+    if own_children is None:
+        own_children = argv is None
+    if own_children:
+        become_subreaper()
+    try:
+        return _main(argv)
+    finally:
+        if own_children:
+            stop_children()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         parser = build_parser()
     except Nb360Error as exc:  # e.g. a broken build detected at import time
