@@ -93,34 +93,6 @@ def worker_nb360(table: str, num_archs: int) -> dict:
         return t.query(archs[k], "ori-test-accuracy", epochs[k])
 
     out["query_s"] = per_call(one, 200_000)
-    # Checksum cost: the same queries on a handle that skips the checksums (same process, same pages).
-    u = Table.open(table, verify=False)
-    u.query(0, "ori-test-accuracy", 0)
-
-    def one_unverified() -> float:
-        k = next(i) & 4095
-        return u.query(archs[k], "ori-test-accuracy", epochs[k])
-
-    out["query_unverified_s"] = per_call(one_unverified, 200_000)
-    # First touch of a chunk: a fresh handle per round, each query on an arch row of a chunk not touched yet.
-    row_bytes = len(t.metrics()) * 200 * 4
-    per_chunk = max(1, 65536 // row_bytes)
-    cold_archs = list(range(0, num_archs, per_chunk * 3))[:200]
-    for verify in (True, False):
-        fresh = Table.open(table, verify=verify)
-        fresh.query(0, "ori-test-accuracy", 0, hp="200")
-        start = time.perf_counter()
-        for a in cold_archs[1:]:
-            fresh.query(a, "ori-test-accuracy", 199, hp="200")
-        out[f"first_touch_{'verified' if verify else 'unverified'}_s"] = (time.perf_counter() - start) / (
-            len(cold_archs) - 1)
-    # Checking a whole run (what the first Table.arrays() or Table.verify() does).
-    for verify in (True, False):
-        fresh = Table.open(table, verify=verify)
-        start = time.perf_counter()
-        fresh.arrays()
-        out[f"arrays_first_{'verified' if verify else 'unverified'}_s"] = time.perf_counter() - start
-
     # Full traversal: every recorded value (arch x metric x epoch), read through the zero-copy views.
     def traverse() -> float:
         ids, curves, present = t.arrays()
@@ -165,6 +137,41 @@ def worker_nb360(table: str, num_archs: int) -> dict:
         t.query_batch(grid_a[:, k, :], name, grid_e[:, k, :])
     out["traversal_batch_s"] = time.perf_counter() - start
     del grid_a, grid_m, grid_e
+    # Checksum cost (measured last, so the extra handles do not count in the RSS figures above): the same queries on a handle that skips the checksums (same process, same pages).
+    u = Table.open(table, verify=False)
+    u.query(0, "ori-test-accuracy", 0)
+
+    def one_unverified() -> float:
+        k = next(i) & 4095
+        return u.query(archs[k], "ori-test-accuracy", epochs[k])
+
+    # Interleaved rounds, best of each, so a change in the machine's load hits both sides alike.
+    verified, unverified = [], []
+    for _ in range(3):
+        verified.append(per_call(one, 100_000))
+        unverified.append(per_call(one_unverified, 100_000))
+    out["query_checked_s"], out["query_unverified_s"] = min(verified), min(unverified)
+    # First touch of a chunk: a fresh handle per round, each query on an arch row of a chunk not touched yet.
+    row_bytes = len(t.metrics()) * 200 * 4
+    per_chunk = max(1, 65536 // row_bytes)
+    cold_archs = list(range(0, num_archs, per_chunk * 3))[:200]
+    for verify in (True, False):
+        fresh = Table.open(table, verify=verify)
+        fresh.query(0, "ori-test-accuracy", 0, hp="200")
+        fresh.release_pages()  # cold pages on both sides
+        start = time.perf_counter()
+        for a in cold_archs[1:]:
+            fresh.query(a, "ori-test-accuracy", 199, hp="200")
+        out[f"first_touch_{'verified' if verify else 'unverified'}_s"] = (time.perf_counter() - start) / (
+            len(cold_archs) - 1)
+    # Checking a whole run (what the first Table.arrays() or Table.verify() does).
+    for verify in (True, False):
+        fresh = Table.open(table, verify=verify)
+        start = time.perf_counter()
+        fresh.arrays()
+        out[f"arrays_first_{'verified' if verify else 'unverified'}_s"] = time.perf_counter() - start
+    del u, fresh  # their mappings go with them
+
     out["file_mb"] = os.path.getsize(table) / 1e6
     return out
 
@@ -224,8 +231,9 @@ def report(gen: dict, imp: dict, ours: dict, nats: dict, num_archs: int) -> str:
     checks = [
         ("open", f"{ours['open_unverified_median_s'] * 1e3:.3f} ms", f"{ours['open_median_s'] * 1e3:.3f} ms",
          f"{ours['open_median_s'] / ours['open_unverified_median_s']:.2f}×", "≤ 5 ms"),
-        ("single query after the first touch", f"{ours['query_unverified_s'] * us:.2f} µs",
-         f"{ours['query_s'] * us:.2f} µs", f"{ours['query_s'] / ours['query_unverified_s']:.2f}×", "≤ 2 µs"),
+        ("single query after the first touch (interleaved rounds)", f"{ours['query_unverified_s'] * us:.2f} µs",
+         f"{ours['query_checked_s'] * us:.2f} µs", f"{ours['query_checked_s'] / ours['query_unverified_s']:.2f}×",
+         "≤ 2 µs"),
         ("query touching a chunk for the first time (two 64 KiB chunks hashed)",
          f"{ours['first_touch_unverified_s'] * us:.1f} µs", f"{ours['first_touch_verified_s'] * us:.1f} µs",
          f"+{(ours['first_touch_verified_s'] - ours['first_touch_unverified_s']) * us:.1f} µs", ""),
