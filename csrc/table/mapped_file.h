@@ -33,6 +33,7 @@ class MappedFile {
   const std::string& path() const { return path_; }
   std::uint64_t size() const { return size_; }  // the size when opened
   const std::uint8_t* data() const { return data_; }
+  int fd() const { return fd_; }  // the open file: reads of it see the mapped inode even after a rename
 
   // Copies [offset, offset + n) with pread (never through the mapping, so never a SIGBUS): metadata
   // is read this way. Throws FormatError when the range lies past the end of the file as opened, and

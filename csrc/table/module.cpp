@@ -144,6 +144,8 @@ PYBIND11_MODULE(_table, m) {
       .def(py::init<std::string, bool>(), py::arg("path"), py::arg("verify") = true)
       .def_property_readonly("path", [](const TableFile& t) { return t.file().path(); })
       .def_property_readonly("header_version", &TableFile::header_version)
+      .def_property_readonly("fileno", [](const TableFile& t) { return t.file().fd(); },
+                             "The descriptor of the mapped file (for os.pread; stays valid until the table is freed).")
       .def_property_readonly("chunk_shift", &TableFile::chunk_shift)
       .def_property_readonly("verifies", &TableFile::verifies, "Whether lookups check the chunk checksums.")
       .def_property_readonly("closed", &TableFile::closed)

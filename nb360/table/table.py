@@ -530,31 +530,30 @@ class Table:
         """Check every chunk checksum and every dataset's recorded sha256; raise DataError on a mismatch.
 
         Lookups check each chunk on first touch anyway; this reads the whole file now. The sha256s are
-        computed from ordinary file reads (not the mapping), so a file changed meanwhile raises too.
+        computed from reads of the open file (pread, not the mapping), so a file changed meanwhile raises.
         """
         self._check_open()
+        fd = self._file.fileno  # the mapped file itself, even if another was renamed over its path since
         for run in self.runs:
             if self._file.verifies:
                 self._open_run(run).view.verify_all()
-            with open(self.path, "rb") as f:
-                for name in RUN_DATASETS:
-                    expected = run.sha256.get(name)
-                    if not expected:
-                        continue
-                    d = self._file.dataset_info(run.datasets[name])
-                    f.seek(d["offset"])
-                    digest = hashlib.sha256()
-                    left = d["nbytes"]
-                    while left:
-                        block = f.read(min(left, 1 << 20))
-                        if not block:
-                            raise DataError(f"{self.path}: the file ends inside {run.group}/{name}: it is truncated")
-                        digest.update(block)
-                        left -= len(block)
-                    if digest.hexdigest() != expected:
-                        raise DataError(f"{self.path}: dataset {run.group}/{name} is corrupt (sha256 "
-                                        f"{digest.hexdigest()[:12]}… != recorded {expected[:12]}…); download or "
-                                        "re-create the table")
+            for name in RUN_DATASETS:
+                expected = run.sha256.get(name)
+                if not expected:
+                    continue
+                d = self._file.dataset_info(run.datasets[name])
+                digest = hashlib.sha256()
+                at, end = d["offset"], d["offset"] + d["nbytes"]
+                while at < end:
+                    block = os.pread(fd, min(end - at, 1 << 20), at)
+                    if not block:
+                        raise DataError(f"{self.path}: the file ends inside {run.group}/{name}: it is truncated")
+                    digest.update(block)
+                    at += len(block)
+                if digest.hexdigest() != expected:
+                    raise DataError(f"{self.path}: dataset {run.group}/{name} is corrupt (sha256 "
+                                    f"{digest.hexdigest()[:12]}… != recorded {expected[:12]}…); download or "
+                                    "re-create the table")
         self._file.check_unchanged()
 
     def release_pages(self) -> None:
