@@ -206,6 +206,7 @@ def test_table_replaced_by_rename_or_deleted_keeps_the_old_content(fixture_table
     shutil.copy(nb360_layout_table[1], staged)
     os.replace(staged, path)  # how nb360 writes tables: the open one keeps its inode
     assert t.query(11, "train-loss", 3, **KW) == before
+    t.verify()  # checks the mapped file, not the new one at its path
     path.unlink()
     assert t.query(11, "train-loss", 3, **KW) == before
 
