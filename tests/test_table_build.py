@@ -84,7 +84,8 @@ def test_interrupted_build_resumes_without_losing_shards(darcy_root, tmp_path, m
 
 
 def test_work_dir_refuses_other_settings(darcy_root, tmp_path) -> None:
-    WorkDir(tmp_path / "w", tiny_spec(darcy_root), 2)
+    work = WorkDir(tmp_path / "w", tiny_spec(darcy_root), 2)
+    work.write(work.plan()[0], [])  # a finished shard: the directory now holds work to protect
     with pytest.raises(InputError, match="other settings .*lr"):
         WorkDir(tmp_path / "w", tiny_spec(darcy_root, lr=0.1), 2)
 
