@@ -137,7 +137,8 @@ def worker_nb360(table: str, num_archs: int) -> dict:
         t.query_batch(grid_a[:, k, :], name, grid_e[:, k, :])
     out["traversal_batch_s"] = time.perf_counter() - start
     del grid_a, grid_m, grid_e
-    # Checksum cost (measured last, so the extra handles do not count in the RSS figures above): the same queries on a handle that skips the checksums (same process, same pages).
+    # Checksum cost, measured last so the extra handles do not count in the RSS figures above: the same
+    # queries on a handle that skips the checksums (same process, same pages).
     u = Table.open(table, verify=False)
     u.query(0, "ori-test-accuracy", 0)
 
@@ -170,7 +171,7 @@ def worker_nb360(table: str, num_archs: int) -> dict:
         start = time.perf_counter()
         fresh.arrays()
         out[f"arrays_first_{'verified' if verify else 'unverified'}_s"] = time.perf_counter() - start
-    del u, fresh  # their mappings go with them
+    u = fresh = None  # their mappings go with them
 
     out["file_mb"] = os.path.getsize(table) / 1e6
     return out

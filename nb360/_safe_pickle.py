@@ -71,9 +71,9 @@ class RestrictedUnpickler(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         if (module, name) not in self.allowed:
-            raise DataError(f"refusing to load {module}.{name}: refusing to unpickle {module}.{name} from {self.source}, "
-                            "which should hold only plain containers and numpy values, so it is either not the "
-                            "expected file or malicious")
+            raise DataError(f"refusing to load {module}.{name}: refusing to unpickle {module}.{name} from "
+                            f"{self.source}, which should hold only plain containers and numpy values, so it is "
+                            "either not the expected file or malicious")
         if name == "ndarray" and module == "numpy":
             self.arrays += 1
             return _CheckedArray

@@ -23,7 +23,6 @@ import pytest
 from nb360 import _table
 from nb360.errors import ClosedTableError, DataError, MissingValueError, Nb360Error
 from nb360.table import RunData, Table, write_table
-from nb360.table.checksums import header
 from nb360.table.upgrade import upgrade_table
 
 KW = {"seed": 777, "hp": "200", "task": "cifar100"}
@@ -74,8 +73,9 @@ def test_closed_table_raises_instead_of_crashing(fixture_table) -> None:
         t.query(11, "train-loss", **{KW!r})
         run = t._select("cifar100", "200", 777)[0]
         t.close()
-        for call in (lambda: t.query(11, "train-loss", **{KW!r}), lambda: t.query_batch([0, 11], "train-loss", **{KW!r}),
-                     lambda: t.metrics(task="cifar100"), lambda: t.arrays(**{KW!r}), lambda: run.view.get(11, 0, 0),
+        for call in (lambda: t.query(11, "train-loss", **{KW!r}),
+                     lambda: t.query_batch([0, 11], "train-loss", **{KW!r}), lambda: t.metrics(task="cifar100"),
+                     lambda: t.arrays(**{KW!r}), lambda: run.view.get(11, 0, 0),
                      lambda: run.view.gather([11], [0], [0]), t.verify):
             try:
                 call()

@@ -387,7 +387,8 @@ class Table:
         values, present = self._gather(self.arch_index(arch), metric, epochs, seed, hp, task)
         return (values, present) if with_mask else values
 
-    def scalar(self, arch: Any, name: str, seed: int | None = None, hp: str | None = None, task: str | None = None) -> float:
+    def scalar(self, arch: Any, name: str, seed: int | None = None, hp: str | None = None,
+               task: str | None = None) -> float:
         """A per-arch scalar (params, flops, latency, ...) of the run; seed=None averages seeds."""
         a = self.arch_index(arch)
         values = []
@@ -420,7 +421,8 @@ class Table:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
-    def cost(self, arch: Any, hp: str | None = None, task: str | None = None, seed: int | None = None) -> dict[str, Any]:
+    def cost(self, arch: Any, hp: str | None = None, task: str | None = None,
+             seed: int | None = None) -> dict[str, Any]:
         """Cost facts of an arch: the recorded scalars (params in M, flops in M, latency in s) and times (s)."""
         run0 = self._select(task, hp, seed)[0]
         out: dict[str, Any] = {}
@@ -440,9 +442,9 @@ class Table:
         out["time_kind"] = run0.info.time_kind
         return out
 
-    def best(self, metric: str, epoch: int = -1, hp: str | None = None, task: str | None = None, seed: int | None = None,
-             mode: str | None = None, max_params: float | None = None, max_flops: float | None = None,
-             unique: bool = False) -> tuple[int, float]:
+    def best(self, metric: str, epoch: int = -1, hp: str | None = None, task: str | None = None,
+             seed: int | None = None, mode: str | None = None, max_params: float | None = None,
+             max_flops: float | None = None, unique: bool = False) -> tuple[int, float]:
         """The arch with the best `metric` at `epoch` (mode 'max'/'min', inferred from the name), within limits."""
         mode = mode or metric_direction(metric)
         if mode not in ("max", "min"):

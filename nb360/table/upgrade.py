@@ -41,8 +41,8 @@ def _checked(group: Any, name: str, expected: str | None, where: str) -> np.ndar
                         "checksum: re-create the table (`nb360 table import` or `nb360 table build`)")
     digest = hashlib.sha256(np.ascontiguousarray(data).tobytes()).hexdigest()
     if digest != expected:
-        raise DataError(f"{where}/{name} is corrupt (sha256 {digest[:12]}… != recorded {expected[:12]}…): download or "
-                        "re-create the table instead of upgrading it")
+        raise DataError(f"{where}/{name} is corrupt (sha256 {digest[:12]}… != recorded {expected[:12]}…): "
+                        "download or re-create the table instead of upgrading it")
     return data
 
 
