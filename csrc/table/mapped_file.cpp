@@ -20,6 +20,14 @@ FileOpenError os_error(const std::string& what, const std::string& path) {
 }
 
 std::int64_t nanoseconds(const struct timespec& t) { return std::int64_t(t.tv_sec) * 1000000000 + t.tv_nsec; }
+
+std::int64_t mtime_ns(const struct stat& st) {
+#ifdef __APPLE__
+  return nanoseconds(st.st_mtimespec);
+#else
+  return nanoseconds(st.st_mtim);
+#endif
+}
 }  // namespace
 
 MappedFile::MappedFile(const std::string& path) : path_(path) {
@@ -37,7 +45,7 @@ MappedFile::MappedFile(const std::string& path) : path_(path) {
     throw FileOpenError("not a regular file: '" + path + "' (a table is a plain .h5 file)");
   }
   size_ = static_cast<std::uint64_t>(st.st_size);
-  mtime_ns_ = nanoseconds(st.st_mtim);
+  mtime_ns_ = mtime_ns(st);
   if (size_ > 0) {
     void* p = ::mmap(nullptr, size_, PROT_READ, MAP_SHARED, fd_, 0);
     if (p == MAP_FAILED) {
@@ -81,12 +89,16 @@ void MappedFile::check_unchanged() const {
   // Size and modification time, not the change time: deleting or renaming the file (or replacing it
   // by renaming a new one over it, as nb360's writer does) changes the ctime but keeps the mapped
   // inode and its content, which stay valid to read.
-  if (nanoseconds(st.st_mtim) != mtime_ns_) changed("it was modified");
+  if (mtime_ns(st) != mtime_ns_) changed("it was modified");
 }
 
 std::int64_t MappedFile::coarse_now_ns() {
   struct timespec t {};
-  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &t);  // vDSO, no system call
+#ifdef CLOCK_MONOTONIC_COARSE
+  ::clock_gettime(CLOCK_MONOTONIC_COARSE, &t);  // Linux: vDSO, no system call
+#else
+  ::clock_gettime(CLOCK_MONOTONIC, &t);
+#endif
   return nanoseconds(t);
 }
 
