@@ -346,3 +346,31 @@ def test_cli_user_errors_on_damaged_tables_exit_2(nb360_layout_table, tmp_path, 
 def test_lookup_errors_are_nb360_errors() -> None:
     assert issubclass(_table.FormatError, DataError) and issubclass(_table.FileChangedError, DataError)
     assert issubclass(_table.ClosedError, ClosedTableError) and issubclass(ClosedTableError, Nb360Error)
+
+
+def test_chunks_are_checked_one_by_one(tmp_path) -> None:
+    """A SYNTHETIC table whose curves span several 64 KiB chunks: a flip fails only the chunk it is in."""
+    from nb360.space import nb201
+
+    rng = np.random.default_rng(1)
+    curves = rng.uniform(0, 1, (400, 4, 30)).astype(np.float32)  # 192,000 bytes: chunks 0, 1, 2
+    run = RunData(task="toy", hp="30", seed=0, metrics=["train-loss", "train-accuracy", "ori-test-loss",
+                                                        "ori-test-accuracy"], scalars=[],
+                  arch_ids=np.arange(400), curves=curves, curves_present=np.ones(curves.shape, dtype=bool),
+                  scalar_values=np.zeros((400, 0)), scalars_present=np.zeros((400, 0), dtype=bool))
+    path = write_table(tmp_path / "multi.h5", [run], archs=[nb201.arch_str(i) for i in range(nb201.NUM_ARCHS)])
+    row_bytes = 4 * 30 * 4
+    broken = corrupt(path, tmp_path / "broken.h5", dataset_offset(path, "curves") + 65536 + 100)  # chunk 1
+    t = Table.open(broken)
+    first, second, third = 0, 65536 // row_bytes + 1, 2 * 65536 // row_bytes + 1
+    assert t.query(first, "train-loss", 3) == curves[first, 0, 3]
+    assert t.query(third, "ori-test-accuracy", 29) == curves[third, 3, 29]
+    with pytest.raises(DataError, match=r"curves is corrupt: its bytes \[65536, 131072\)"):
+        t.query(second, "train-loss", 0)
+    with pytest.raises(DataError, match="curves is corrupt"):
+        t.query_batch(np.arange(400), "train-loss", 0)
+    np.testing.assert_array_equal(t.query_batch([first, third], "train-loss", 5), curves[[first, third], 0, 5])
+    good = Table.open(path)
+    np.testing.assert_array_equal(good.arrays()[1], curves)
+    np.testing.assert_array_equal(good.query_batch(np.arange(400), "ori-test-loss", np.arange(30)[:, None]),
+                                  curves[:, 2, :].T)
