@@ -25,10 +25,11 @@ from pathlib import Path, PurePosixPath
 from typing import IO
 
 from ..errors import DataError
+from ._records import MANIFEST
 
 MAX_RATIO = 100  # extracted bytes per archive byte; real data archives stay far below (images, audio: ~1)
 MIN_ALLOWANCE = 128 << 20  # small archives may always unpack to this much
-_RESERVED = ("nb360-downloads.json",)  # nb360's checksum record (nb360.data.download.MANIFEST)
+_RESERVED = (MANIFEST,)  # the checksum record of the data folder
 _RESERVED_SUFFIXES = (".extracted", ".extracting", ".nb360-lock", ".lock", ".part")
 
 

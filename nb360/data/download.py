@@ -19,41 +19,28 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
-import fcntl
 import hashlib
 import http.client
-import json
 import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from ..errors import DataError, InputError
 from ..tasks.card import DataFile, Source
+from ._records import MANIFEST, UNVERIFIED, ChecksumKind, checksum_label, locked, read_manifest, record
 
-MANIFEST = "nb360-downloads.json"
+__all__ = ["MANIFEST", "UNVERIFIED", "FileResult", "VerifyResult", "checksum_label", "download_file", "download_files",
+           "read_manifest", "sha256_of", "verify_file", "verify_files"]
+
 CHUNK = 1 << 20
 READ = 1 << 16  # one socket read: bytes reach the .part file as they arrive
 STALL_BYTES = 1024  # a transfer delivering less than this in `timeout` seconds has stalled
-LOCK_WAIT = 6 * 3600.0  # seconds to wait for another process downloading the same file
-ChecksumKind = Literal["published", "recorded", "recorded-now", "none"]
-UNVERIFIED = "UNVERIFIED (first seen)"
-
-
-def checksum_label(kind: ChecksumKind) -> str:
-    """How a file's check is reported: only a published checksum verifies; a recorded one was first seen here."""
-    return {"published": "verified against the published checksum",
-            "recorded": f"{UNVERIFIED}: matches the sha256 recorded at its first download; nothing is published to "
-                        "check that copy against",
-            "recorded-now": f"{UNVERIFIED}: no checksum is published; this copy's sha256 was recorded as the "
-                            "reference for later checks",
-            "none": f"{UNVERIFIED}: no checksum published or recorded"}[kind]
 
 
 @dataclass(frozen=True)
@@ -132,50 +119,6 @@ def _digests(path: Path, *, progress: bool = False) -> tuple[str, str]:
 def sha256_of(path: Path, *, progress: bool = False) -> str:
     """The sha256 of a file."""
     return _digests(path, progress=progress)[0]
-
-
-def read_manifest(root: Path) -> dict:
-    """The checksums recorded for files that publish none (empty when there is no record)."""
-    path = root / MANIFEST
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as exc:
-        raise DataError(f"{path} is not valid JSON ({exc}); delete it to record the checksums again") from exc
-    return data.get("files", {}) if isinstance(data, dict) else {}
-
-
-@contextlib.contextmanager
-def _locked(lock_file: Path, what: str, wait: float = LOCK_WAIT) -> Iterator[bool]:
-    """Hold an exclusive lock on `lock_file` (created, never deleted); yields whether it had to wait."""
-    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        waited = False
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise DataError(f"another nb360 process has held {lock_file} for over {wait:.0f} s while "
-                                    f"{what}; if none runs, delete the lock file and retry") from None
-                waited = True
-                time.sleep(0.2)
-        yield waited
-    finally:
-        os.close(fd)  # releases the lock
-
-
-def _record(root: Path, name: str, entry: dict) -> None:
-    with _locked(root / f".{MANIFEST}.lock", f"updating {MANIFEST}"):  # concurrent downloads lose no record
-        files = read_manifest(root)
-        files[name] = entry
-        path = root / MANIFEST
-        tmp = path.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps({"files": files}, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
 
 
 def _expected_sha(file: DataFile, root: Path) -> tuple[str | None, ChecksumKind]:
@@ -314,15 +257,15 @@ def download_file(file: DataFile, root: str | os.PathLike, *, progress: bool = T
     except OSError as exc:
         raise DataError(f"cannot create the data directory {dest.parent}: {exc}") from exc
     # One download of a file into a folder at a time: a second process waits, then finds it present.
-    with _locked(dest.with_name(f".{dest.name}.nb360-lock"), f"downloading {file.name}") as waited:
-        result = _download_locked(file, root, dest, progress=progress, timeout=timeout, include_dead=include_dead,
+    with locked(dest.with_name(f".{dest.name}.nb360-lock"), f"downloading {file.name}") as waited:
+        result = _downloadlocked(file, root, dest, progress=progress, timeout=timeout, include_dead=include_dead,
                                   retries=retries, extract=extract, task=task)
     if waited:
         result = replace(result, notes=(*result.notes, "waited for another nb360 process downloading the same file"))
     return result
 
 
-def _download_locked(file: DataFile, root: Path, dest: Path, *, progress: bool, timeout: float, include_dead: bool,
+def _downloadlocked(file: DataFile, root: Path, dest: Path, *, progress: bool, timeout: float, include_dead: bool,
                      retries: int, extract: bool, task: str | None) -> FileResult:
     if dest.exists():
         problem, digest, kind = _check_file(dest, file, root, progress=progress)
@@ -330,7 +273,7 @@ def _download_locked(file: DataFile, root: Path, dest: Path, *, progress: bool, 
             notes: tuple[str, ...] = ()
             if kind == "none":
                 kind = "recorded-now"
-                _record(root, file.name, {"sha256": digest, "size": dest.stat().st_size, "source": None,
+                record(root, file.name, {"sha256": digest, "size": dest.stat().st_size, "source": None,
                                           "recorded": _now(), "published_sha256": False})
                 notes = (f"no sha256 is published for {file.name}; recorded the present file's sha256 {digest}",)
             if extract:
@@ -360,7 +303,7 @@ def _download_locked(file: DataFile, root: Path, dest: Path, *, progress: bool, 
         size = part.stat().st_size
         os.replace(part, dest)
         if kind == "recorded-now":
-            _record(root, file.name, {"sha256": digest, "size": size, "source": source.url, "recorded": _now(),
+            record(root, file.name, {"sha256": digest, "size": size, "source": source.url, "recorded": _now(),
                                       "published_sha256": False, "verified": False,
                                       "note": "first seen: nothing published says this copy is whole"})
         if failures:
