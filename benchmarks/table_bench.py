@@ -6,6 +6,11 @@ it with nats_bench (PyPI) and, after `nb360 table import`, with nb360, and measu
 open time, peak RSS, single-query latency from Python, batched throughput, and a full traversal of
 every arch x epoch x metric. Each side runs in its own fresh process so RSS figures are its own.
 
+The cost of nb360's checksums (every chunk checked on first touch before a value is returned) is
+measured in the same nb360 process against a handle opened with verify=False (the same reader,
+checksums skipped): open, single queries after the first touch, the first touch of a chunk, and
+checking a whole run.
+
     .venv/bin/python benchmarks/table_bench.py            # full size (a few minutes, ~4 GB RAM peak)
     .venv/bin/python benchmarks/table_bench.py --quick    # 1,000 archs, for a smoke run
 """
@@ -69,6 +74,12 @@ def worker_nb360(table: str, num_archs: int) -> dict:
         Table.open(table)
         opens.append(time.perf_counter() - start)
     out["open_median_s"] = float(np.median(opens))
+    opens = []
+    for _ in range(50):
+        start = time.perf_counter()
+        Table.open(table, verify=False)
+        opens.append(time.perf_counter() - start)
+    out["open_unverified_median_s"] = float(np.median(opens))
     out["memory_after_open"] = memory()
 
     rng = np.random.default_rng(0)
@@ -82,7 +93,6 @@ def worker_nb360(table: str, num_archs: int) -> dict:
         return t.query(archs[k], "ori-test-accuracy", epochs[k])
 
     out["query_s"] = per_call(one, 200_000)
-
     # Full traversal: every recorded value (arch x metric x epoch), read through the zero-copy views.
     def traverse() -> float:
         ids, curves, present = t.arrays()
@@ -127,6 +137,42 @@ def worker_nb360(table: str, num_archs: int) -> dict:
         t.query_batch(grid_a[:, k, :], name, grid_e[:, k, :])
     out["traversal_batch_s"] = time.perf_counter() - start
     del grid_a, grid_m, grid_e
+    # Checksum cost, measured last so the extra handles do not count in the RSS figures above: the same
+    # queries on a handle that skips the checksums (same process, same pages).
+    u = Table.open(table, verify=False)
+    u.query(0, "ori-test-accuracy", 0)
+
+    def one_unverified() -> float:
+        k = next(i) & 4095
+        return u.query(archs[k], "ori-test-accuracy", epochs[k])
+
+    # Interleaved rounds, best of each, so a change in the machine's load hits both sides alike.
+    verified, unverified = [], []
+    for _ in range(3):
+        verified.append(per_call(one, 100_000))
+        unverified.append(per_call(one_unverified, 100_000))
+    out["query_checked_s"], out["query_unverified_s"] = min(verified), min(unverified)
+    # First touch of a chunk: a fresh handle per round, each query on an arch row of a chunk not touched yet.
+    row_bytes = len(t.metrics()) * 200 * 4
+    per_chunk = max(1, 65536 // row_bytes)
+    cold_archs = list(range(0, num_archs, per_chunk * 3))[:200]
+    for verify in (True, False):
+        fresh = Table.open(table, verify=verify)
+        fresh.query(0, "ori-test-accuracy", 0, hp="200")
+        fresh.release_pages()  # cold pages on both sides
+        start = time.perf_counter()
+        for a in cold_archs[1:]:
+            fresh.query(a, "ori-test-accuracy", 199, hp="200")
+        out[f"first_touch_{'verified' if verify else 'unverified'}_s"] = (time.perf_counter() - start) / (
+            len(cold_archs) - 1)
+    # Checking a whole run (what the first Table.arrays() or Table.verify() does).
+    for verify in (True, False):
+        fresh = Table.open(table, verify=verify)
+        start = time.perf_counter()
+        fresh.arrays()
+        out[f"arrays_first_{'verified' if verify else 'unverified'}_s"] = time.perf_counter() - start
+    u = fresh = None  # their mappings go with them
+
     out["file_mb"] = os.path.getsize(table) / 1e6
     return out
 
@@ -183,6 +229,19 @@ def run_worker(name: str, *args: object) -> dict:
 def report(gen: dict, imp: dict, ours: dict, nats: dict, num_archs: int) -> str:
     us = 1e6
     mb_file = ours["file_mb"]
+    checks = [
+        ("open", f"{ours['open_unverified_median_s'] * 1e3:.3f} ms", f"{ours['open_median_s'] * 1e3:.3f} ms",
+         f"{ours['open_median_s'] / ours['open_unverified_median_s']:.2f}×", "≤ 5 ms"),
+        ("single query after the first touch (interleaved rounds)", f"{ours['query_unverified_s'] * us:.2f} µs",
+         f"{ours['query_checked_s'] * us:.2f} µs", f"{ours['query_checked_s'] / ours['query_unverified_s']:.2f}×",
+         "≤ 2 µs"),
+        ("query touching a chunk for the first time (two 64 KiB chunks hashed)",
+         f"{ours['first_touch_unverified_s'] * us:.1f} µs", f"{ours['first_touch_verified_s'] * us:.1f} µs",
+         f"+{(ours['first_touch_verified_s'] - ours['first_touch_unverified_s']) * us:.1f} µs", ""),
+        ("first Table.arrays() of the run (checks every chunk of it)",
+         f"{ours['arrays_first_unverified_s'] * 1e3:.1f} ms", f"{ours['arrays_first_verified_s'] * 1e3:.1f} ms",
+         f"+{(ours['arrays_first_verified_s'] - ours['arrays_first_unverified_s']) * 1e3:.1f} ms", ""),
+    ]
     rows = [
         ("open", f"{nats['open_s']:.2f} s", f"{ours['open_median_s'] * 1e3:.3f} ms (first {ours['open_first_s'] * 1e3:.2f} ms)",
          f"{nats['open_s'] / ours['open_median_s']:,.0f}× faster", "≤ 5 ms"),
@@ -219,6 +278,10 @@ def report(gen: dict, imp: dict, ours: dict, nats: dict, num_archs: int) -> str:
         "|---|---|---|---|---|",
     ]
     lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in rows]
+    lines += ["", "Checksum cost (same nb360 process; baseline: the same table opened with verify=False):", "",
+              "| figure | checksums skipped (baseline) | checksums checked (default) | cost | target |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {a} | {b} | {c} | {d} | {e} |" for a, b, c, d, e in checks]
     lines += ["", f"Machine: {machine('nb360', 'nats_bench', 'numpy')}. Command: `.venv/bin/python benchmarks/table_bench.py"
                   f"{' --quick' if num_archs < 15625 else ''}`."]
     return "\n".join(lines)

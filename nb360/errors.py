@@ -21,3 +21,7 @@ class DataError(Nb360Error, OSError):
 
 class MissingValueError(Nb360Error, LookupError):
     """A well-formed query for a value the table does not record (e.g. an epoch a run never evaluated)."""
+
+
+class ClosedTableError(InputError):
+    """A lookup on a Table after close(): open the table again."""

@@ -3,7 +3,9 @@
 The served files are random bytes made by the tests (synthetic fixtures, not task data). Routes:
 /good/NAME (range requests honoured), /missing/NAME (404), /truncated/NAME (a shorter copy),
 /corrupt/NAME (one byte flipped), /drop/NAME (the first response breaks off half way),
-/norange/NAME (ignores Range), /html/NAME (a sign-in page).
+/norange/NAME (ignores Range), /html/NAME (a sign-in page); hostile ones: /endless/NAME (no length,
+a body that never ends), /trickle/NAME (a byte every 50 ms), /stall/NAME (half the file, then
+silence), /nolength/NAME (the first half, no Content-Length, then closes).
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "html":
             self._send(200, b"<html>sign in</html>", "text/html; charset=utf-8")
             return
+        if kind in ("endless", "trickle", "stall", "nolength"):
+            self._hostile(kind, data)
+            return
         if kind == "truncated":
             data = data[: len(data) // 2]
         if kind == "corrupt":
@@ -79,6 +84,33 @@ class _Handler(BaseHTTPRequestHandler):
             return
         self.wfile.write(body)
 
+    def _hostile(self, kind: str, data: bytes) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        if kind in ("trickle", "stall"):
+            self.send_header("Content-Length", str(len(data)))
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        try:
+            if kind == "endless":
+                while not self.server.stopping.is_set():
+                    self.wfile.write(data)
+            elif kind == "trickle":
+                for byte in data:
+                    if self.server.stopping.wait(0.05):
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
+            elif kind == "stall":
+                self.wfile.write(data[: len(data) // 2])
+                self.wfile.flush()
+                self.server.stopping.wait(60)
+            else:
+                self.wfile.write(data[: len(data) // 2])
+        except OSError:
+            pass
+
     def _send(self, code: int, body: bytes, ctype: str) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
@@ -93,10 +125,12 @@ def server():
     httpd.files = {"data.bin": PAYLOAD}
     httpd.log = []
     httpd.dropped = set()
+    httpd.stopping = threading.Event()
     thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
     yield httpd
+    httpd.stopping.set()
     httpd.shutdown()
     httpd.server_close()
 
@@ -187,7 +221,8 @@ def test_unpublished_checksum_is_recorded_and_used_later(server, tmp_path) -> No
     assert manifest["files"]["data.bin"]["sha256"] == SHA
     assert manifest["files"]["data.bin"]["published_sha256"] is False
     verdict = dl.verify_file(file, tmp_path)
-    assert verdict.status == "ok" and "recorded at download" in verdict.message
+    assert verdict.status == "unverified" and "recorded at its first download" in verdict.message
+    assert not result.verified and result.label.startswith("UNVERIFIED (first seen)")
     data = bytearray(PAYLOAD)
     data[5] ^= 1
     (tmp_path / "data.bin").write_bytes(bytes(data))
@@ -335,7 +370,8 @@ def test_cli_download_and_verify(server, tmp_path, monkeypatch, capsys) -> None:
     assert main(["data", "verify", "sometask", "--root", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "ok        data.bin: matches the published checksum" in out
-    assert "ok        other.bin: matches the sha256 recorded at download" in out
+    assert "unverified other.bin: matches the sha256 recorded at its first download" in out
+    assert "1 file(s) UNVERIFIED (first seen)" in out
     (tmp_path / "other.bin").write_bytes(b"tampered")
     assert main(["data", "verify", "sometask", "--root", str(tmp_path)]) == 2
     captured = capsys.readouterr()
@@ -375,3 +411,127 @@ def test_stale_partial_bytes_are_not_blamed_on_the_source(server, tmp_path) -> N
     result = _get(tmp_path, card_file(server, "good"))
     assert (tmp_path / "data.bin").read_bytes() == PAYLOAD and not result.resumed
     assert [r for _, r in server.log] == ["bytes=1000-", None]
+
+
+# ---------------------------------------------------------------------------------------------- hostile servers
+def test_endless_body_is_cut_at_the_expected_size(server, tmp_path) -> None:
+    with pytest.raises(DataError, match="sends more than the expected 300000 bytes"):
+        _get(tmp_path, card_file(server, "endless"))
+    assert not (tmp_path / "data.bin").exists()
+    part = tmp_path / "data.bin.part"
+    assert not part.exists() or part.stat().st_size <= len(PAYLOAD)
+
+
+def test_trickling_server_is_timed_out_and_keeps_the_bytes(server, tmp_path) -> None:
+    file = card_file(server, "trickle")
+    with pytest.raises(DataError, match="stalled") as err:
+        dl.download_file(file, tmp_path, progress=False, timeout=0.5, retries=0)
+    part = tmp_path / "data.bin.part"
+    assert 0 < part.stat().st_size < len(PAYLOAD) and part.read_bytes() == PAYLOAD[:part.stat().st_size]
+    assert "kept in" in str(err.value) and "resume" in str(err.value)
+    # a later run resumes from the kept bytes
+    good = card_file(server, "good")
+    kept = part.stat().st_size
+    assert _get(tmp_path, good).resumed and (tmp_path / "data.bin").read_bytes() == PAYLOAD
+    assert ("/good/data.bin", f"bytes={kept}-") in server.log
+
+
+def test_stall_after_some_data_keeps_it_and_says_so(server, tmp_path) -> None:
+    with pytest.raises(DataError, match=r"stalled after 150000 bytes") as err:
+        dl.download_file(card_file(server, "stall"), tmp_path, progress=False, timeout=0.5, retries=0)
+    assert "before any data arrived" not in str(err.value)
+    assert (tmp_path / "data.bin.part").read_bytes() == PAYLOAD[:150_000]
+
+
+def test_no_length_and_no_published_checksum_is_labelled_unverified(server, tmp_path) -> None:
+    file = card_file(server, "nolength", sha=None, size=None)
+    result = _get(tmp_path, file)  # truncated, but nothing can tell: it must not be called verified
+    assert result.size == 150_000 and not result.verified and "UNVERIFIED (first seen)" in result.label
+    verdict = dl.verify_file(file, tmp_path)
+    assert verdict.status == "unverified" and "no checksum is published" in verdict.message
+    manifest = json.loads((tmp_path / dl.MANIFEST).read_text())
+    assert manifest["files"]["data.bin"]["verified"] is False
+
+
+def test_two_downloads_of_one_file_do_not_corrupt_it(server, tmp_path) -> None:
+    import multiprocessing
+
+    file = card_file(server, "good", sha=None, size=None)
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(2) as pool:
+        results = pool.starmap(_download_in_child, [(file, tmp_path)] * 2)
+    assert (tmp_path / "data.bin").read_bytes() == PAYLOAD
+    assert sorted(r[0] for r in results) == ["downloaded", "present"] and {r[1] for r in results} == {SHA}
+
+
+def _download_in_child(file: DataFile, root: Path) -> tuple[str, str]:
+    result = dl.download_file(file, root, progress=False, timeout=10)
+    return result.action, result.sha256
+
+
+# ---------------------------------------------------------------------------------------------- extraction
+def _tar(path: Path, members: dict[str, bytes], mode: str = "w") -> Path:
+    with tarfile.open(path, mode) as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_two_archives_into_one_folder_merge_and_lose_nothing(tmp_path) -> None:
+    root = tmp_path / "root"
+    first = _tar(tmp_path / "train.tar", {"data/train.npy": b"train", "data/shared.txt": b"same"})
+    second = _tar(tmp_path / "test.tar", {"data/test.npy": b"test", "data/shared.txt": b"same"})
+    extract_archive(first, root, progress=False)
+    extract_archive(second, root, progress=False)
+    assert sorted(p.name for p in (root / "data").iterdir()) == ["shared.txt", "test.npy", "train.npy"]
+    assert (root / "data" / "train.npy").read_bytes() == b"train"
+
+
+def test_a_clash_is_refused_and_nothing_is_replaced(tmp_path) -> None:
+    root = tmp_path / "root"
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "labels.csv").write_bytes(b"mine")
+    archive = _tar(tmp_path / "a.tar", {"data/labels.csv": b"theirs", "data/new.npy": b"x"})
+    with pytest.raises(DataError, match="would overwrite .*labels.csv.*other content"):
+        extract_archive(archive, root, progress=False)
+    assert (root / "data" / "labels.csv").read_bytes() == b"mine" and not (root / "data" / "new.npy").exists()
+    assert not [p for p in root.iterdir() if p.name.startswith(".nb360-extract")]
+
+
+def test_an_interrupted_extraction_of_the_same_archive_is_finished(tmp_path) -> None:
+    root = tmp_path / "root"
+    archive = _tar(tmp_path / "a.tar", {"data/x.npy": b"new"})
+    (root / "data").mkdir(parents=True)
+    (root / "data" / "x.npy").write_bytes(b"ne")  # half-moved by an earlier run that was killed
+    (root / ".a.tar.extracting").write_text(json.dumps({"files": ["data/x.npy"]}))
+    extract_archive(archive, root, progress=False)
+    assert (root / "data" / "x.npy").read_bytes() == b"new" and not (root / ".a.tar.extracting").exists()
+
+
+@pytest.mark.parametrize("name", ["nb360-downloads.json", ".data.bin.nb360-lock", "data.bin.part",
+                                  ".other.tar.extracted"])
+def test_archive_cannot_write_nb360_bookkeeping(tmp_path, name) -> None:
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "nb360-downloads.json").write_text('{"files": {}}')
+    archive = _tar(tmp_path / "a.tar", {name: b'{"files": {"x": {"sha256": "forged"}}}'})
+    with pytest.raises(DataError, match="bookkeeping"):
+        extract_archive(archive, root, progress=False)
+    assert (root / "nb360-downloads.json").read_text() == '{"files": {}}'
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar.gz"])
+def test_decompression_bombs_are_refused(tmp_path, kind) -> None:
+    zeros = bytes(64 << 20)  # 64 MiB of zeros pack into ~64 KiB: a 1000x ratio
+    if kind == "zip":
+        archive = tmp_path / "bomb.zip"
+        with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("a.bin", zeros)
+    else:
+        archive = _tar(tmp_path / "bomb.tar.gz", {"a.bin": zeros}, "w:gz")
+    assert archive.stat().st_size < 1 << 20
+    with pytest.raises(DataError, match="decompression bomb"):
+        extract_archive(archive, tmp_path / "out", progress=False, min_allowance=1 << 20)
+    assert not (tmp_path / "out" / "a.bin").exists()

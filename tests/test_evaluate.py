@@ -93,7 +93,8 @@ def test_models_resolve_and_bad_ones_are_refused(ninapro_root: Path) -> None:
     with pytest.raises(InputError, match="node groups"):
         model_description(card, spec_for(ninapro_root, arch="|conv~0|+|x|"))
     for bad, match in [(dict(arch=None), "exactly one of --arch"), (dict(seeds=(1, 1)), "distinct"),
-                       (dict(epochs=0), "--epochs must be >= 1"), (dict(backbone="wrn"), "exactly one")]:
+                       (dict(epochs=0), "--epochs must be in 1..100,000"),
+                       (dict(epochs=10**20), "--epochs must be in 1..100,000"), (dict(backbone="wrn"), "exactly one")]:
         with pytest.raises(InputError, match=match):
             spec_for(ninapro_root, **bad).validate()
 

@@ -74,7 +74,10 @@ def test_matches_brute_force_on_random_gradient_sets(solver: str) -> None:
         cost = float(lam @ M @ lam)
         assert cost == pytest.approx(result.cost, rel=1e-9, abs=1e-12)
         scale = max(float(M.diagonal().max()), 1e-12)
-        assert cost <= brute_force_min(M) + 1e-9 * scale, (kind, G)
+        # Frank-Wolfe with its fully-corrective step matches every face's exact minimiser to 1e-12, as the
+        # module promises (without that step it stays up to 3e-3 off); Sener's PGD is held to 1e-9.
+        tolerance = 1e-12 if solver == "fw" else 1e-9
+        assert cost <= brute_force_min(M) + tolerance * scale, (kind, G)
 
 
 def test_agrees_with_a_grid_search_for_three_objectives() -> None:

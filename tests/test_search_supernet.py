@@ -258,3 +258,30 @@ def test_cli_search_and_resume(data_root: Path, tmp_path: Path, capsys: pytest.C
     assert len(read_jsonl(out / "steps.jsonl")) == 2
     assert main(["search", "--method", "darts", "--task", "satellite", "--objectives", "acc,size"]) == 2
     assert main(["search", "--method", "gaea"]) == 2
+
+
+@pytest.mark.parametrize("grad_norm", ["l2", "loss"])
+def test_mgda_sees_the_normalised_gradients(grad_norm: str, data_root: Path, tmp_path: Path, monkeypatch) -> None:
+    """E2RNAS divides each objective's architecture gradient (by its L2 norm, or its loss) before MGDA."""
+    from nb360.search.supernet import engine
+
+    seen: list[list[float]] = []
+    real = engine.min_norm_weights
+
+    def spy(grads, **kwargs):
+        seen.append([float(np.sqrt(sum(float((t.detach() ** 2).sum()) for t in (g if isinstance(g, list) else [g]))))
+                     for g in grads])
+        return real(grads, **kwargs)
+
+    monkeypatch.setattr(engine, "min_norm_weights", spy)
+    cfg = tiny_config("e2rnas", "ninapro", data_root, objectives=("acc", "size"), eval_attacks=False,
+                      grad_norm=grad_norm, compare_darts=False)
+    run_search(cfg, tmp_path / "run", progress=False)
+    steps = [s for s in read_jsonl(tmp_path / "run" / "steps.jsonl") if s.get("grad_norm")]
+    assert seen and len(seen) == len(steps)
+    for norms, step in zip(seen, steps):
+        raw = [step["grad_norm"][name] for name in ("acc", "size")]
+        losses = [step["objectives"][name] for name in ("acc", "size")]
+        expected = [1.0, 1.0] if grad_norm == "l2" else [r / abs(v) for r, v in zip(raw, losses)]
+        assert norms == pytest.approx(expected, rel=1e-4), (norms, raw, losses)
+        assert raw[0] != pytest.approx(raw[1], rel=1e-2)  # the raw scales differ, so the division matters

@@ -79,13 +79,40 @@ def test_arch_given_three_ways(fixture_table) -> None:
     ({"seed": 1}, "seed 1 is not recorded"),
     ({"task": "imagenet"}, "task 'imagenet' is not in this table"),
     ({"arch": 15625}, "out of range"),
-    ({"hp": None}, "hp must be given explicitly"),
 ])
 def test_bad_queries_name_the_problem(fixture_table, kwargs, message) -> None:
     t = Table.open(fixture_table)
     args = {"arch": 0, "metric": "x-valid-accuracy", "epoch": -1, "hp": "200", "task": "cifar10-valid", **kwargs}
     with pytest.raises(InputError, match=message):
         t.query(args.pop("arch"), args.pop("metric"), **args)
+
+
+def test_negative_epochs_count_from_the_end(fixture_table) -> None:
+    t = Table.open(fixture_table)
+    kw = {"seed": 777, "hp": "200", "task": "cifar100"}
+    for e in (-1, -2, -7, -200):
+        assert t.query(11, "train-loss", e, **kw) == t.query(11, "train-loss", 200 + e, **kw)
+    np.testing.assert_array_equal(t.query_batch([0, 11], "train-loss", [[-3], [-200]], **kw),
+                                  t.query_batch([0, 11], "train-loss", [[197], [0]], **kw))
+    for e in (-201, -10**6):
+        with pytest.raises(InputError, match="out of range"):
+            t.query(11, "train-loss", e, **kw)
+        with pytest.raises(InputError, match="out of range"):
+            t.query_batch([11], "train-loss", e, **kw)
+
+
+def test_hp_defaults_to_the_highest_recorded(fixture_table) -> None:
+    t = Table.open(fixture_table)
+    assert t.highest_hp("cifar10") == "200"
+    assert t.metrics(task="cifar10") == t.metrics("200", "cifar10")
+    assert t.seeds(task="cifar10") == t.seeds("200", "cifar10") != []
+    assert t.query(11, "train-loss", task="cifar10", seed=777) == t.query(11, "train-loss", hp="200", task="cifar10",
+                                                                           seed=777)
+    from nb360.table.embedded import embedded_table_path
+
+    embedded = Table.open(embedded_table_path())  # records hp 4 only: the old default '200' raised or said []
+    assert embedded.hps() == ["4"] and embedded.seeds() == embedded.seeds("4") != []
+    assert embedded.metrics() == embedded.metrics("4") and embedded.arrays()[1].shape[2] == 4
 
 
 def test_several_tasks_need_task(fixture_table) -> None:

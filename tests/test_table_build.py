@@ -84,7 +84,8 @@ def test_interrupted_build_resumes_without_losing_shards(darcy_root, tmp_path, m
 
 
 def test_work_dir_refuses_other_settings(darcy_root, tmp_path) -> None:
-    WorkDir(tmp_path / "w", tiny_spec(darcy_root), 2)
+    work = WorkDir(tmp_path / "w", tiny_spec(darcy_root), 2)
+    work.write(work.plan()[0], [])  # a finished shard: the directory now holds work to protect
     with pytest.raises(InputError, match="other settings .*lr"):
         WorkDir(tmp_path / "w", tiny_spec(darcy_root, lr=0.1), 2)
 
@@ -165,3 +166,48 @@ def test_classification_build_records_clean_and_adversarial_accuracy(tmp_path) -
         assert 0.0 <= value <= 100.0
     assert t.query(1, "ori-test-accuracy_clean", hp="1") == pytest.approx(t.query(1, "ori-test-accuracy", hp="1"))
     assert t.query(0, "ori-test-accuracy_pgd", hp="1") <= t.query(0, "ori-test-accuracy_clean", hp="1")
+
+
+def test_diverged_runs_are_recorded_as_nan_and_the_build_goes_on(darcy_root, tmp_path) -> None:
+    out = build_table(tiny_spec(darcy_root, archs="0-2", lr=1e6), tmp_path / "d.h5", shard_size=2, progress=False)
+    t = Table.open(out)
+    assert list(t.archs()) == [0, 1, 2]  # every arch finished: divergence is a result, not a failure
+    assert t.info()["provenance"]["runs_diverged"] >= 1
+    diverged = [a for a in range(3) if np.isnan(t.query(a, "train-loss", -1, hp="2"))]
+    assert diverged
+    values, mask = t.curve(diverged[0], "train-loss", hp="2", with_mask=True)
+    assert mask.all() and np.isnan(values[-1])  # recorded NaN: mask 1 (docs/table-format.md)
+    assert t.scalar(diverged[0], "params", hp="2") > 0  # arch facts are still measured
+    # a rerun of the same command finds the build complete instead of failing again
+    assert Table.open(build_table(tiny_spec(darcy_root, archs="0-2", lr=1e6), tmp_path / "d.h5", shard_size=2,
+                                  progress=False)).archs().tolist() == [0, 1, 2]
+
+
+def test_a_build_that_finished_no_shard_does_not_block_the_corrected_command(darcy_root, tmp_path) -> None:
+    WorkDir(tmp_path / "w", tiny_spec(darcy_root, lr=123.0), shard_size=2)  # e.g. refused, then fixed
+    work = WorkDir(tmp_path / "w", tiny_spec(darcy_root), shard_size=2)
+    assert json.loads((tmp_path / "w" / "spec.json").read_text())["spec"]["lr"] == 0.05
+    work.write(work.plan()[0], [])  # once a shard is finished, other settings are refused as before
+    with pytest.raises(InputError, match="other settings"):
+        WorkDir(tmp_path / "w", tiny_spec(darcy_root, lr=123.0), shard_size=2)
+
+
+def test_unreachable_ray_address_is_refused_quickly(tmp_path, capsys) -> None:
+    import socket
+    import time
+
+    from nb360.build.executors import check_ray_address
+    from nb360.cli import main
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    assert main(["table", "build", "--task", "darcyflow", "--data-root", str(tmp_path), "--hp", "1", "-o",
+                 str(tmp_path / "t.h5"), "--executor", "ray", "--ray-address", f"127.0.0.1:{port}"]) == 2
+    assert "cannot reach the Ray cluster" in capsys.readouterr().err and time.monotonic() - start < 30
+    with pytest.raises(InputError, match="within 1 s"):
+        check_ray_address("ray://192.0.2.1:10001", timeout=1.0)  # TEST-NET-1: never routed, never answers
+    with pytest.raises(InputError, match="only applies with --executor ray"):
+        main(["--debug", "table", "build", "--task", "darcyflow", "--data-root", str(tmp_path), "--hp", "1", "-o",
+              str(tmp_path / "t.h5"), "--ray-address", f"127.0.0.1:{port}"])

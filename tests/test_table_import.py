@@ -129,3 +129,50 @@ def test_nan_in_source_is_dropped_and_counted(tmp_path) -> None:
     assert t.info()["provenance"]["nan_values_dropped"] == 1
     _, present = t.curve(0, "ori-test-time", with_mask=True)
     assert list(present) == [True, True, False, True]
+
+
+def _object_array_bomb() -> bytes:
+    """A 201-byte pickle declaring an object array of 400 million elements (3 GB and a segfault before the fix)."""
+    p = pickle.dumps(np.empty(3, dtype=object), protocol=4)
+    i = p.index(b"K\x03\x85")  # the declared shape (3,)
+    return p[:i] + b"J" + (400_000_000).to_bytes(4, "little") + p[i + 2:]
+
+
+@pytest.mark.parametrize("payload", [
+    _object_array_bomb(),
+    pickle.dumps(np.zeros(4))[:-30] + b".",  # an array state cut short
+])
+def test_declared_sizes_are_checked_before_allocating(tmp_path, payload) -> None:
+    import subprocess
+    import sys
+
+    src = tmp_path / "bomb.pickle"
+    src.write_bytes(payload)
+    # Peak RSS from VmHWM: ru_maxrss would include the forking pytest process's own (Linux keeps it across exec).
+    code = ("from pathlib import Path\nfrom nb360.table.importer import load_pickle\n"
+            "from nb360.errors import DataError\n"
+            f"try:\n    load_pickle(Path({str(src)!r}))\nexcept DataError as exc:\n    print('refused:', exc)\n"
+            "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0].split()[1]\n"
+            "print('maxrss_kb', hwm)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "refused:" in proc.stdout and "truncated or corrupt" in proc.stdout
+    assert int(proc.stdout.split("maxrss_kb")[1]) < 400_000  # python + numpy; never the declared gigabytes
+
+
+def test_a_record_claiming_millions_of_epochs_is_refused_before_allocating(tmp_path) -> None:
+    from nb360.space import nb201
+
+    rec = synthetic_arch_results(0, nb201.arch_str(0), np.random.default_rng(2), epochs=4)
+    rec["200"]["all_results"][("ninapro", 777)]["epochs"] = 5_000_000
+    src = write_single_file(tmp_path / "e.pickle.pbz2", {0: rec})
+    with pytest.raises(DataError, match="claims 5,000,000 epochs"):
+        import_nats(src, tmp_path / "e.h5")
+    assert not (tmp_path / "e.h5").exists()
+
+
+def test_a_fifo_source_is_refused_without_hanging(tmp_path) -> None:
+    fifo = tmp_path / "NATS-tss.pickle.pbz2"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="not a regular file"):
+        load_pickle(fifo)

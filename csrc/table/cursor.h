@@ -1,7 +1,7 @@
-// A bounds-checked little-endian reader over a byte range of a mapped file.
+// A bounds-checked little-endian reader over a byte range of a Region (a pread copy of the file).
 //
 // Every read of file metadata goes through a Cursor, so a corrupt or truncated file raises
-// FormatError instead of reading out of bounds.
+// FormatError instead of reading out of bounds. Positions are file offsets.
 #pragma once
 
 #include <cstdint>
@@ -9,21 +9,24 @@
 #include <string>
 
 #include "errors.h"
+#include "mapped_file.h"
 
 namespace nb360 {
 
 class Cursor {
  public:
-  // Reads bytes [pos, end) of `data`; `what` names the structure in error messages.
-  Cursor(const std::uint8_t* data, std::uint64_t pos, std::uint64_t end, std::string what)
-      : data_(data), pos_(pos), end_(end), what_(std::move(what)) {}
+  // Reads file bytes [pos, end) from `region` (end is clipped to the region); `what` names the
+  // structure in error messages.
+  Cursor(const Region& region, std::uint64_t pos, std::uint64_t end, std::string what)
+      : region_(&region), pos_(pos), end_(end < region.end() ? end : region.end()), what_(std::move(what)) {
+  }
 
   std::uint64_t pos() const { return pos_; }
   std::uint64_t end() const { return end_; }
   std::uint64_t remaining() const { return pos_ <= end_ ? end_ - pos_ : 0; }
 
   void need(std::uint64_t n) const {
-    if (pos_ > end_ || n > end_ - pos_) {
+    if (pos_ < region_->base || pos_ > end_ || n > end_ - pos_) {
       throw FormatError(what_ + " is truncated or corrupt: needs " + std::to_string(n) + " more bytes at offset " +
                         std::to_string(pos_) + " but only " + std::to_string(remaining()) + " remain");
     }
@@ -33,7 +36,8 @@ class Cursor {
   std::uint64_t u(int nbytes) {
     need(static_cast<std::uint64_t>(nbytes));
     std::uint64_t v = 0;
-    for (int i = 0; i < nbytes; ++i) v |= std::uint64_t(data_[pos_ + i]) << (8 * i);
+    const std::uint8_t* p = region_->at(pos_);
+    for (int i = 0; i < nbytes; ++i) v |= std::uint64_t(p[i]) << (8 * i);
     pos_ += static_cast<std::uint64_t>(nbytes);
     return v;
   }
@@ -44,7 +48,7 @@ class Cursor {
 
   const std::uint8_t* bytes(std::uint64_t n) {
     need(n);
-    const std::uint8_t* p = data_ + pos_;
+    const std::uint8_t* p = region_->at(pos_);
     pos_ += n;
     return p;
   }
@@ -52,7 +56,7 @@ class Cursor {
   void seek(std::uint64_t pos) { pos_ = pos; }
 
  private:
-  const std::uint8_t* data_;
+  const Region* region_;
   std::uint64_t pos_;
   std::uint64_t end_;
   std::string what_;

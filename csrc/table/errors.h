@@ -11,6 +11,16 @@ struct FormatError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The file on disk changed (shrank, was overwritten in place) after it was opened.
+struct FileChangedError : FormatError {
+  using FormatError::FormatError;
+};
+
+// A lookup on a table that was closed.
+struct ClosedError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
 // A well-formed query for a value the table does not record (its presence mask is 0).
 struct MissingValueError : std::runtime_error {
   using std::runtime_error::runtime_error;

@@ -1,5 +1,7 @@
 #include "hdf5_object.h"
 
+#include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "checksum.h"
@@ -33,10 +35,11 @@ std::string hex(std::uint64_t v) {
   return "0x" + s;
 }
 
-void verify_checksum(const MappedFile& file, std::uint64_t begin, std::uint64_t end, const std::string& what) {
-  Cursor c(file.data(), end, file.size(), what);
+// Checks the lookup3 checksum stored right after [begin, end) of a region.
+void verify_checksum(const Region& region, std::uint64_t begin, std::uint64_t end, const std::string& what) {
+  Cursor c(region, end, region.end(), what);
   const std::uint32_t stored = c.u32();
-  const std::uint32_t computed = lookup3(file.data() + begin, static_cast<std::size_t>(end - begin));
+  const std::uint32_t computed = lookup3(region.at(begin), static_cast<std::size_t>(end - begin));
   if (stored != computed) {
     throw FormatError(what + " at offset " + std::to_string(begin) + " fails its checksum (stored " + hex(stored) +
                       ", computed " + hex(computed) + "): the file is corrupt");
@@ -128,10 +131,10 @@ void parse_layout(Cursor c, const Superblock& sb, Parsed& p) {
 }
 
 // Walks the messages in [begin, end) of one object header chunk; queues continuation blocks.
-void walk_messages(const MappedFile& file, const Superblock& sb, std::uint64_t begin, std::uint64_t end,
+void walk_messages(const Region& region, const Superblock& sb, std::uint64_t begin, std::uint64_t end,
                    bool creation_order, Parsed& p, std::vector<std::pair<std::uint64_t, std::uint64_t>>& continuations) {
   const std::uint64_t header_size = creation_order ? 6 : 4;
-  Cursor c(file.data(), begin, end, "HDF5 object header");
+  Cursor c(region, begin, end, "HDF5 object header");
   while (c.remaining() >= header_size) {
     const int type = c.u8();
     const std::uint64_t size = c.u16();
@@ -139,7 +142,7 @@ void walk_messages(const MappedFile& file, const Superblock& sb, std::uint64_t b
     if (creation_order) c.skip(2);
     c.need(size);
     const std::uint64_t body = c.pos();
-    Cursor m(file.data(), body, body + size, "HDF5 object header message");
+    Cursor m(region, body, body + size, "HDF5 object header message");
     if ((flags & 0x02) != 0 && (type == kDatatype || type == kDataspace)) {
       throw FormatError("shared (committed) datatypes or dataspaces are not supported in nb360 tables");
     }
@@ -167,7 +170,7 @@ namespace {
 bool find_signature(const MappedFile& file, std::uint64_t& at) {
   at = 0;
   while (at + 8 <= file.size()) {
-    if (std::memcmp(file.data() + at, kHdf5Signature, 8) == 0) return true;
+    if (std::memcmp(file.read(at, 8, "the HDF5 signature").bytes.data(), kHdf5Signature, 8) == 0) return true;
     at = (at == 0) ? 512 : at * 2;
   }
   return false;
@@ -184,7 +187,9 @@ Superblock read_superblock(const MappedFile& file) {
   if (!find_signature(file, at)) throw FormatError("not an HDF5 file (no HDF5 signature found)");
   Superblock sb;
   sb.offset = at;
-  Cursor c(file.data(), at + 8, file.size(), "HDF5 superblock");
+  // Superblock v2/v3: signature, 4 bytes, 4 addresses of at most 8 bytes, checksum: at most 48 bytes.
+  const Region region = file.read(at, std::min<std::uint64_t>(48, file.size() - at), "the HDF5 superblock");
+  Cursor c(region, at + 8, region.end(), "HDF5 superblock");
   sb.version = c.u8();
   if (sb.version != 2 && sb.version != 3) {
     throw FormatError("HDF5 superblock version " + std::to_string(sb.version) +
@@ -200,7 +205,7 @@ Superblock read_superblock(const MappedFile& file) {
   c.u(sb.offset_size);  // superblock extension address
   sb.eof_address = c.u(sb.offset_size);
   sb.root_address = c.u(sb.offset_size);
-  verify_checksum(file, at, c.pos(), "HDF5 superblock");
+  verify_checksum(region, at, c.pos(), "HDF5 superblock");
   if (sb.base_address != at) {
     throw FormatError("HDF5 superblock base address " + std::to_string(sb.base_address) +
                       " differs from its position " + std::to_string(at) + "; nb360 does not support that");
@@ -215,7 +220,9 @@ Superblock read_superblock(const MappedFile& file) {
 
 DatasetInfo read_dataset(const MappedFile& file, const Superblock& sb, std::uint64_t address) {
   const std::uint64_t start = absolute(file, sb, address, "a dataset object header");
-  Cursor c(file.data(), start, file.size(), "HDF5 object header");
+  // The prefix: signature, version, flags, optional times (16) and phase values (4), chunk size (<= 8).
+  const Region prefix = file.read(start, std::min<std::uint64_t>(34, file.size() - start), "an HDF5 object header");
+  Cursor c(prefix, start, prefix.end(), "HDF5 object header");
   const std::uint8_t* sig = c.bytes(4);
   if (std::memcmp(sig, "OHDR", 4) != 0) {
     throw FormatError("no HDF5 object header at offset " + std::to_string(start) +
@@ -228,22 +235,27 @@ DatasetInfo read_dataset(const MappedFile& file, const Superblock& sb, std::uint
   if (flags & 0x10) c.skip(4);   // attribute phase change values
   const std::uint64_t chunk_size = c.u(1 << (flags & 0x03));
   const std::uint64_t data_begin = c.pos();
-  c.need(chunk_size);
+  if (chunk_size > file.size() || data_begin > file.size() - chunk_size || file.size() - chunk_size - data_begin < 4) {
+    throw FormatError("HDF5 object header at offset " + std::to_string(start) + " claims " + std::to_string(chunk_size) +
+                      " bytes, past the end of the file: the file is truncated or corrupt");
+  }
   const std::uint64_t data_end = data_begin + chunk_size;
-  verify_checksum(file, start, data_end, "HDF5 object header");
+  const Region region = file.read(start, data_end + 4 - start, "an HDF5 object header");
+  verify_checksum(region, start, data_end, "HDF5 object header");
 
   Parsed p;
   std::vector<std::pair<std::uint64_t, std::uint64_t>> continuations;
   const bool creation_order = (flags & 0x04) != 0;
-  walk_messages(file, sb, data_begin, data_end, creation_order, p, continuations);
+  walk_messages(region, sb, data_begin, data_end, creation_order, p, continuations);
   for (std::size_t i = 0; i < continuations.size(); ++i) {
     if (i >= static_cast<std::size_t>(kMaxContinuations)) throw FormatError("too many object header continuations");
     const std::uint64_t block = absolute(file, sb, continuations[i].first, "an object header continuation");
     const std::uint64_t len = continuations[i].second;
     if (len < 8 || len > file.size() - block) throw FormatError("object header continuation block is out of bounds");
-    if (std::memcmp(file.data() + block, "OCHK", 4) != 0) throw FormatError("bad object header continuation block");
-    verify_checksum(file, block, block + len - 4, "HDF5 object header continuation");
-    walk_messages(file, sb, block + 4, block + len - 4, creation_order, p, continuations);
+    const Region more = file.read(block, len, "an HDF5 object header continuation");
+    if (std::memcmp(more.bytes.data(), "OCHK", 4) != 0) throw FormatError("bad object header continuation block");
+    verify_checksum(more, block, block + len - 4, "HDF5 object header continuation");
+    walk_messages(more, sb, block + 4, block + len - 4, creation_order, p, continuations);
   }
 
   if (!p.has_space || !p.has_type || !p.has_layout) {

@@ -83,6 +83,9 @@ def run_data(spec: BuildSpec, seed: int, records: list[dict[str, Any]], protocol
             for e, value in enumerate(rec["curves"].get(name, [None] * epochs)):
                 if value is not None:
                     curves[i, j, e], present[i, j, e] = value, True
+        if rec.get("diverged_at") is not None:  # a diverged run: every metric is a recorded NaN from then on
+            curves[i, :, rec["diverged_at"]:] = np.nan
+            present[i, :, rec["diverged_at"]:] = True
         for j, name in enumerate(scalars):
             if rec["scalars"].get(name) is not None:
                 scalar_values[i, j], scalar_present[i, j] = rec["scalars"][name], True
@@ -107,7 +110,8 @@ def merge(work: WorkDir, out: str | Path, started: str, data_provenance: dict[st
         "source": "trained by nb360 table build",
     }
     runs = [run_data(spec, seed, work.records(seed), protocol) for seed in spec.seeds]
-    provenance = {"builder": f"nb360 {__version__} nb360 table build", "started": started,
+    diverged = sum(1 for seed in spec.seeds for r in work.records(seed) if r.get("diverged_at") is not None)
+    provenance = {"builder": f"nb360 {__version__} nb360 table build", "started": started, "runs_diverged": diverged,
                   "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                   "archs_trained": int(sum(len(r.arch_ids) for r in runs)),
                   "note": "every value was measured by training; nothing is copied from another table"}

@@ -47,7 +47,11 @@ class WorkDir:
                 existing = json.loads(spec_file.read_text())
             except json.JSONDecodeError:
                 raise DataError(f"{spec_file} is corrupt; delete the work directory to start the build afresh") from None
-            if existing != identity:
+            if existing != identity and not self._has_finished_shards():
+                # A build that was refused or failed before finishing any shard holds nothing to lose: the
+                # corrected command takes the directory over instead of being blocked by it.
+                _atomic_write(spec_file, json.dumps(identity, indent=2, sort_keys=True))
+            elif existing != identity:
                 changed = sorted(k for k in set(existing.get("spec", {})) | set(identity["spec"])
                                  if existing.get("spec", {}).get(k) != identity["spec"].get(k))
                 if existing.get("shard_size") != self.shard_size:
@@ -56,6 +60,10 @@ class WorkDir:
                                  "resume it with the same settings, or pass another --work-dir")
         else:
             _atomic_write(spec_file, json.dumps(identity, indent=2, sort_keys=True))
+
+    def _has_finished_shards(self) -> bool:
+        shards = self.path / "shards"
+        return shards.is_dir() and any(shards.rglob("shard-*.json"))
 
     def plan(self) -> list[Shard]:
         """Every shard of the build, seed by seed."""

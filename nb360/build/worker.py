@@ -90,7 +90,19 @@ def train_arch(spec: BuildSpec, arch: int, seed: int, datasets: dict[str, Any]) 
 
     eval_sets = {k: datasets[k] for k in EVAL_SPLITS if datasets.get(k) is not None}
     start = time.perf_counter()
-    fit(model, datasets["train"], eval_sets, objective, spec.train_config(seed), device, on_epoch=record)
+    done: list[int] = []
+    diverged_at = None
+    try:
+        fit(model, datasets["train"], eval_sets, objective, spec.train_config(seed), device,
+            on_epoch=lambda epoch, rec: (record(epoch, rec), done.append(epoch)))
+    except FloatingPointError:
+        # A diverged loss is a result, recorded as NaN (docs/table-format.md: a recorded NaN keeps mask 1)
+        # from the epoch it diverged in; merge fills every metric of the run from there. The build goes on.
+        diverged_at = len(done)
+        for values in curves.values():
+            values[diverged_at:] = [float("nan")] * (spec.epochs - diverged_at)
+        curves.setdefault("train-loss", [None] * spec.epochs)[diverged_at:] = [float("nan")] * (
+            spec.epochs - diverged_at)
     sample = datasets["train"][0][0]
     scalars = {
         "params": count_parameters(model) / 1e6,
@@ -98,10 +110,13 @@ def train_arch(spec: BuildSpec, arch: int, seed: int, datasets: dict[str, Any]) 
         "latency": _latency(model, sample, device, spec.latency_batch, spec.latency_repeats),
         "wall-time": time.perf_counter() - start,
     }
-    if card.problem == "multiclass" and "test" in eval_sets:  # recorded at the last epoch only
+    if card.problem == "multiclass" and "test" in eval_sets and diverged_at is None:  # at the last epoch only
         for key, value in _robust(model, eval_sets["test"], spec, device).items():
             curves.setdefault(f"{EVAL_SPLITS['test']}-{key}", [None] * spec.epochs)[spec.epochs - 1] = value
-    return {"arch": arch, "seed": seed, "curves": curves, "scalars": scalars}
+    out = {"arch": arch, "seed": seed, "curves": curves, "scalars": scalars}
+    if diverged_at is not None:
+        out["diverged_at"] = diverged_at
+    return out
 
 
 def run_shard(spec_dict: dict[str, Any], archs: list[int], seed: int) -> list[dict[str, Any]]:

@@ -11,7 +11,7 @@ import argparse
 import importlib
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from ..errors import Nb360Error
 
@@ -62,8 +62,68 @@ def device_arg(value: str) -> str:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the nb360 command line; return the exit status."""
+def bounded_int(low: int, high: int, what: str) -> Callable[[str], int]:
+    """An argparse type: an integer in [low, high], refused at parse time (exit 2, one line) otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what} (an integer in {low}..{high:,}), got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{value} is out of range for {what}: use {low}..{high:,}")
+        return value
+
+    parse.__name__ = what
+    return parse
+
+
+# Argument types with the limits nb360 can honour: numpy and torch take 32-bit seeds, and counts
+# beyond these would only exhaust memory or run for years.
+SEED = bounded_int(0, 2**32 - 1, "a seed")
+EPOCHS = bounded_int(1, 100_000, "an epoch count")
+REPEATS = bounded_int(1, 100_000, "a repeat count")
+THREADS = bounded_int(1, 1024, "a thread count")
+WORKERS = bounded_int(1, 1024, "a worker count")
+COUNT = bounded_int(1, 1_000_000, "a count")
+WIDTH = bounded_int(1, 4096, "a network width")
+BATCH = bounded_int(1, 1 << 20, "a batch size")
+
+
+def _os_error_message(exc: OSError) -> str | None:
+    """One line for an OSError the environment caused (a path that cannot be read or written), else None."""
+    import errno
+
+    user_errnos = {errno.EACCES, errno.EPERM, errno.ENOENT, errno.EISDIR, errno.ENOTDIR, errno.EEXIST,
+                   errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.ENAMETOOLONG, errno.ELOOP, errno.ETXTBSY}
+    if exc.errno not in user_errnos or not exc.filename:
+        return None
+    target = f"{exc.filename}" + (f" -> {exc.filename2}" if exc.filename2 else "")
+    return (f"cannot use '{target}': {exc.strerror}; check the path and its permissions, or choose another "
+            "(e.g. another --out / -o / --root)")
+
+
+def main(argv: Sequence[str] | None = None, *, own_children: bool | None = None) -> int:
+    """Run the nb360 command line; return the exit status.
+
+    As the console command (argv None, or own_children=True) it stops and reaps every process it
+    started before it returns (nb360/cli/_children.py); called with an argv (tests, scripts) it
+    leaves the caller's processes alone.
+    """
+    from ._children import become_subreaper, stop_children
+
+    if own_children is None:
+        own_children = argv is None
+    if own_children:
+        become_subreaper()
+    try:
+        return _main(argv)
+    finally:
+        if own_children:
+            stop_children()
+
+
+def _main(argv: Sequence[str] | None) -> int:
     try:
         parser = build_parser()
     except Nb360Error as exc:  # e.g. a broken build detected at import time
@@ -84,9 +144,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (silence the flush at exit)
         return 0
-    except Exception as exc:  # a bug in nb360, not the user's fault
+    except Exception as exc:  # a bug in nb360, not the user's fault, unless the environment refused a path
         if debug:
             raise
+        message = _os_error_message(exc) if isinstance(exc, OSError) else None
+        if message is not None:  # an unwritable output path, a full disk: exit 2, one line
+            print(f"nb360: error: {message}", file=sys.stderr)
+            return EXIT_USER_ERROR
         print(f"nb360: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback "
               "and report it)", file=sys.stderr)
         return EXIT_INTERNAL_ERROR

@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from . import add_common_options
+from . import SEED, WORKERS, add_common_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,13 +27,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "order; a broken transfer resumes where it stopped (rerunning the command resumes too); "
                     "each file is checked against its size and sha256 and appears under its name only once "
                     "verified. Where the card publishes no sha256, the first download's sha256 is recorded in "
-                    "DIR/nb360-downloads.json and later checks use it. Archives are extracted into DIR.")
+                    "DIR/nb360-downloads.json and later checks use it; such files are reported as UNVERIFIED "
+                    "(first seen), since nothing published says the first copy was whole. A second download of "
+                    "the same file into DIR waits for the first; no more bytes than the expected size are "
+                    "taken; a stalled transfer is cut after --timeout seconds and the bytes received are kept "
+                    "for the next run. Archives are extracted into DIR without replacing anything already there "
+                    "(a clash is refused) and within 100x their size (a decompression bomb is refused).")
     p.add_argument("name", metavar="NAME", help="task name, e.g. darcyflow (see `nb360 tasks list`)")
     _root_option(p)
     p.add_argument("--include-dead", action="store_true",
                    help="also try sources the card marks dead (by default they are skipped)")
     p.add_argument("--timeout", type=float, default=60.0, metavar="S",
-                   help="seconds to wait for a server before giving up on it (default 60)")
+                   help="seconds to wait for a server, and the window in which a transfer must deliver at least "
+                        "1 KiB before it counts as stalled (default 60)")
     p.add_argument("--no-extract", action="store_true",
                    help="keep archives packed (the loaders read zip and tar members directly; saves disk space)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -43,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = commands.add_parser(
         "verify", help="check downloaded files against their size and sha256",
         description="Check every released file of task NAME in DIR against the card's size and sha256 (or the "
-                    "sha256 recorded at download where none is published). For darcyflow a generated set in "
+                    "sha256 recorded at download where none is published: reported as UNVERIFIED, first seen). "
+                    "For darcyflow a generated set in "
                     "DIR is checked against its provenance record too. Exit status 2 if any file is missing "
                     "or bad (a verified generated Darcy set stands in for missing released Darcy files).")
     p.add_argument("name", metavar="NAME", help="task name")
@@ -74,11 +81,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--resolution", type=int, default=darcy.DEFAULT_RESOLUTION, metavar="R",
                    help=f"grid points per side; R-1 must divide 420 (default {darcy.DEFAULT_RESOLUTION}, the "
                         "benchmark's)")
-    p.add_argument("--seed", type=int, default=darcy.DEFAULT_SEED, metavar="S",
+    p.add_argument("--seed", type=SEED, default=darcy.DEFAULT_SEED, metavar="S",
                    help=f"random seed (default {darcy.DEFAULT_SEED})")
     p.add_argument("--pipeline", choices=["direct", "full"], default="direct",
                    help="direct: solve on R nodes (fast, default); full: solve on 421 nodes and subsample")
-    p.add_argument("--workers", type=int, default=None, metavar="W",
+    p.add_argument("--workers", type=WORKERS, default=None, metavar="W",
                    help=f"worker processes (default: all {os.cpu_count()} cores)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common_options(p)
@@ -123,7 +130,7 @@ def run_download(args: argparse.Namespace) -> int:
     for r in results:
         how = "already present" if r.action == "present" else f"downloaded from {r.source}" + (
             " (resumed)" if r.resumed else "")
-        print(f"{r.name}: {how}, {r.size} bytes, sha256 {r.sha256} ({r.checksum})")
+        print(f"{r.name}: {how}, {r.size} bytes, sha256 {r.sha256}: {r.label}")
         for note in r.notes:
             print(f"  note: {note}")
     return 0
@@ -151,6 +158,10 @@ def run_verify(args: argparse.Namespace) -> int:
                       f"{darcy.PROVENANCE_FILE} ({n['train']} train + {n['test']} test at {record['resolution']}x"
                       f"{record['resolution']}, seed {record['seed']})")
                 break
+    unverified = [r.name for r in results if r.status in ("unverified", "unchecked")]
+    if unverified:
+        print(f"{len(unverified)} file(s) UNVERIFIED (first seen): the task card publishes no checksum for "
+              f"{', '.join(unverified)}, so they are checked only against the copy first downloaded here")
     bad = [r for r in results if r.status == "bad"]
     missing = [r for r in results if r.status == "missing"]
     if bad or (missing and not generated_ok):

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import add_common_options, device_arg
+from . import COUNT, EPOCHS, SEED, THREADS, WIDTH, add_common_options, device_arg
 
 _DESCRIPTION = """\
 Train a model with the task card's retrain protocol (train on train+val, evaluate on test), once per
@@ -85,32 +85,32 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="DARTS-space genotype: DARTS text, JSON, a published name (e.g. DARTS_V2) or a file")
     parser.add_argument("--data-root", required=True, metavar="DIR",
                         help="the task's data directory, or a data root holding <task>/ (see `nb360 data download`)")
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], metavar="S",
+    parser.add_argument("--seeds", type=SEED, nargs="+", default=[0, 1, 2], metavar="S",
                         help="seeds, one training run each (default 0 1 2)")
-    parser.add_argument("--epochs", type=int, metavar="E",
+    parser.add_argument("--epochs", type=EPOCHS, metavar="E",
                         help="train E epochs instead of the card's (shortens the protocol; recorded in the results)")
     parser.add_argument("--device", default="cpu", type=device_arg, help="cpu or cuda (default cpu; under torchrun: cuda:LOCAL_RANK)")
     parser.add_argument("--out", metavar="DIR", help="run directory (default runs/evaluate-<task>-<model>-<time>); "
                                                      "an existing one with the same configuration is resumed")
-    parser.add_argument("--channels", type=int, metavar="C",
+    parser.add_argument("--channels", type=WIDTH, metavar="C",
                         help="network channels C (NB201 default 16; DARTS: the protocol's, 36)")
-    parser.add_argument("--cells", type=int, default=5, metavar="N", help="NB201 cells per stage N (default 5)")
-    parser.add_argument("--layers", type=int, metavar="L", help="DARTS network cells (default 20)")
+    parser.add_argument("--cells", type=WIDTH, default=5, metavar="N", help="NB201 cells per stage N (default 5)")
+    parser.add_argument("--layers", type=WIDTH, metavar="L", help="DARTS network cells (default 20)")
     parser.add_argument("--protocol", choices=("nb360", "darts"), default="nb360",
                         help="DARTS genotypes: NAS-Bench-360's GAEA evaluation (default) or DARTS's CIFAR protocol")
     parser.add_argument("--pooling", choices=("original", "global"), default="original",
                         help="point-2D WRN pooling: NB360's rules (default) or global average pooling")
-    parser.add_argument("--eval-every", type=int, default=1, metavar="K",
+    parser.add_argument("--eval-every", type=EPOCHS, default=1, metavar="K",
                         help="evaluate on the test split every K epochs and after the last (default 1)")
-    parser.add_argument("--threads", type=int, metavar="T", help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=THREADS, metavar="T", help="torch CPU threads (default: torch's choice)")
     baselines = parser.add_argument_group("NAS-Bench-360 baselines (--backbone wrn-asha / xgboost)")
-    baselines.add_argument("--asha-trials", type=int, metavar="N",
+    baselines.add_argument("--asha-trials", type=COUNT, metavar="N",
                            help="ASHA trials per seed (default: the task's NAS-Bench-360 tuning file, e.g. 28)")
-    baselines.add_argument("--asha-concurrency", type=int, metavar="N",
+    baselines.add_argument("--asha-concurrency", type=COUNT, metavar="N",
                            help="trials trained at once (default 4, NAS-Bench-360's max_concurrent_trials)")
-    baselines.add_argument("--baseline-threads", type=int, metavar="T",
+    baselines.add_argument("--baseline-threads", type=THREADS, metavar="T",
                            help="CPU threads per ASHA trial / for XGBoost (default 1)")
-    baselines.add_argument("--xgb-rounds", type=int, metavar="N", help="XGBoost boosting rounds (default 100)")
+    baselines.add_argument("--xgb-rounds", type=COUNT, metavar="N", help="XGBoost boosting rounds (default 100)")
     baselines.add_argument("--xgb-scores", choices=("hard", "proba"),
                            help="multi-label tasks: score 0/1 predictions as NAS-Bench-360 did (hard, default) or the "
                                 "predicted probabilities")
@@ -201,9 +201,12 @@ def baseline_options(args: argparse.Namespace) -> dict[str, Any]:
 
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the results (rank 0 only under torchrun)."""
+    from ..devices import require_available
     from ..evaluate import EvalSpec, default_run_dir, evaluate, read_json
     from ..training.distributed import launch_from_env
 
+    if launch_from_env().world_size == 1:  # under torchrun each rank picks its own cuda:LOCAL_RANK
+        require_available(args.device)
     if args.threads is not None:
         import torch
 

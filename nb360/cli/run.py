@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from . import add_common_options, device_arg
+from . import EPOCHS, REPEATS, SEED, WIDTH, add_common_options, bounded_int, device_arg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,18 +21,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", default="runs/main", help="run directory (default runs/main)")
     parser.add_argument("--data-root", help="Darcy Flow data directory (default OUT/data; generated when missing)")
     parser.add_argument("--table", help="an nb360 table to search (default: the embedded table)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the searches (default 0)")
+    parser.add_argument("--seed", type=SEED, default=0, help="seed of the searches (default 0)")
     parser.add_argument("--budget", type=float, help="simulated seconds per tabular repeat (default: ~20 queries)")
-    parser.add_argument("--repeats", type=int, default=100, help="tabular search repeats (default 100)")
-    parser.add_argument("--search-epochs", type=int, default=2, help="E2RNAS epochs (default 2)")
-    parser.add_argument("--search-channels", type=int, default=4, help="supernet C (default 4)")
-    parser.add_argument("--search-cells", type=int, default=1, help="supernet N (default 1)")
+    parser.add_argument("--repeats", type=REPEATS, default=100, help="tabular search repeats (default 100)")
+    parser.add_argument("--search-epochs", type=EPOCHS, default=2, help="E2RNAS epochs (default 2)")
+    parser.add_argument("--search-channels", type=WIDTH, default=4, help="supernet C (default 4)")
+    parser.add_argument("--search-cells", type=WIDTH, default=1, help="supernet N (default 1)")
     parser.add_argument("--objectives", default="acc,adv,size", help="E2RNAS objectives (default acc,adv,size)")
-    parser.add_argument("--eval-epochs", type=int, default=10,
+    parser.add_argument("--eval-epochs", type=bounded_int(0, 100_000, "an epoch count"), default=10,
                         help="retraining epochs (default 10; 0 = the task card's full protocol)")
-    parser.add_argument("--eval-seeds", type=int, nargs="+", default=[0], help="retraining seeds (default 0)")
-    parser.add_argument("--eval-channels", type=int, default=4, help="C of the retrained NB201 networks (default 4)")
-    parser.add_argument("--eval-cells", type=int, default=1, help="N of the retrained NB201 networks (default 1)")
+    parser.add_argument("--eval-seeds", type=SEED, nargs="+", default=[0], help="retraining seeds (default 0)")
+    parser.add_argument("--eval-channels", type=WIDTH, default=4, help="C of the retrained NB201 networks (default 4)")
+    parser.add_argument("--eval-cells", type=WIDTH, default=1, help="N of the retrained NB201 networks (default 1)")
     parser.add_argument("--device", default="cpu", type=device_arg, help="cpu or cuda (default cpu)")
     add_common_options(parser)
     parser.set_defaults(func=run)

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from . import add_common_options, device_arg
+from . import BATCH, COUNT, EPOCHS, REPEATS, SEED, THREADS, WIDTH, add_common_options, device_arg
 from .search_tabular import check_fresh, run_dir_for, run_tabular
 
 _DESCRIPTION = """\
@@ -52,7 +52,6 @@ uses 200 epochs. Example:
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `search` subcommand."""
     from ..search import METHODS
-
     from ..search.tabular.protocol import differences
 
     parser = subparsers.add_parser("search", help="run a NAS method on a table (simulated) or on a task (supernet)",
@@ -63,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--method", choices=[*METHODS, "all"], metavar="METHOD",
                         help=f"tabular: {tab}, or all (every tabular method, one plot and one table); "
                              f"weight-sharing: {sup}")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    parser.add_argument("--seed", type=SEED, default=0, help="random seed (default 0)")
     parser.add_argument("--out", metavar="DIR", help="run directory (default runs/<method>-<task>-<time>)")
     parser.add_argument("--no-plots", action="store_true", help="do not draw plots")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -75,8 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="rules and hyper-parameters: nb360 (default; NAS-Bench-360's and NATS's scripts exactly) or "
                         "nb201 (the older NAS-Bench-201 rules); see the table above")
     g.add_argument("--budget", type=float, metavar="SECONDS", help="simulated seconds per repeat")
-    g.add_argument("--max-queries", type=int, metavar="N", help="queries per repeat (alone, or with --budget)")
-    g.add_argument("--repeats", type=int, default=1, metavar="N", help="independent repeats (default 1)")
+    g.add_argument("--max-queries", type=COUNT, metavar="N", help="queries per repeat (alone, or with --budget)")
+    g.add_argument("--repeats", type=REPEATS, default=1, metavar="N", help="independent repeats (default 1)")
     g.add_argument("--task", metavar="NAME",
                    help="tabular: the table's task (dataset) when it holds several; weight-sharing: the task to "
                         "search on (see `nb360 tasks list`)")
@@ -90,20 +89,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--final-hp", metavar="HP", help="final fidelity (default the highest, e.g. '200')")
     g.add_argument("--final-metric", metavar="NAME",
                    help="reported metric of the incumbent (default x-test-accuracy, else ori-test-accuracy)")
-    g.add_argument("--population", type=int, default=10, help="REA population (default 10)")
-    g.add_argument("--sample-size", type=int, default=3, help="REA tournament size (default 3)")
-    g.add_argument("--cycles", type=int, help="REA: stop after this many cycles too (default: budget only)")
-    g.add_argument("--num-init", type=int, default=10, help="LS: random initial archs (default 10)")
+    g.add_argument("--population", type=COUNT, default=10, help="REA population (default 10)")
+    g.add_argument("--sample-size", type=COUNT, default=3, help="REA tournament size (default 3)")
+    g.add_argument("--cycles", type=COUNT, help="REA: stop after this many cycles too (default: budget only)")
+    g.add_argument("--num-init", type=COUNT, default=10, help="LS: random initial archs (default 10)")
     g.add_argument("--learning-rate", type=float,
                    help="REINFORCE Adam learning rate (default: nb360 0.01 as algo.sh L3; nb201 0.5)")
     g.add_argument("--ema-momentum", type=float, default=0.9, help="REINFORCE baseline momentum (default 0.9)")
     g.add_argument("--min-budget", type=float, default=1.0, help="Hyperband/SH/BOHB: smallest budget in epochs (1)")
     g.add_argument("--max-budget", type=float, help="Hyperband/SH/BOHB: largest budget in epochs (default: all)")
     g.add_argument("--eta", type=float, default=3.0, help="Hyperband/SH/BOHB: reduction factor (default 3)")
-    g.add_argument("--iterations", type=int,
+    g.add_argument("--iterations", type=COUNT,
                    help="Hyperband/SH/BOHB iterations (default: nb360 300, NAS-Bench-360's --n_iters, whatever the "
                         "time used; nb201: until the budget is spent)")
-    g.add_argument("--num-samples", type=int, default=4,
+    g.add_argument("--num-samples", type=COUNT, default=4,
                    help="BOHB: candidates per proposal (default 4, algo.sh L9; hpbandster's own default is 64)")
     g.add_argument("--random-fraction", type=float, default=0.0,
                    help="BOHB: share of uniformly random proposals (default 0, algo.sh L9)")
@@ -128,14 +127,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--size-scale", type=float, help="size unit in parameters (default 1e5)")
     g.add_argument("--flops-target", type=float, help="FLOPs target in units of --flops-scale (default midpoint)")
     g.add_argument("--flops-scale", type=float, help="FLOPs unit (default 1e8)")
-    g.add_argument("--epochs", type=int, help="search epochs (NB201: DARTS/E2RNAS 50, GAEA 25; DARTS space 50)")
-    g.add_argument("--batch-size", type=int, help="batch size (NB201: 64; DARTS space: the task's NB360 value for "
+    g.add_argument("--epochs", type=EPOCHS, help="search epochs (NB201: DARTS/E2RNAS 50, GAEA 25; DARTS space 50)")
+    g.add_argument("--batch-size", type=BATCH, help="batch size (NB201: 64; DARTS space: the task's NB360 value for "
                    "pcdarts/gaea, at most 64 for darts/e2rnas)")
-    g.add_argument("--C", "--channels", type=int, dest="C",
+    g.add_argument("--C", "--channels", type=WIDTH, dest="C",
                    help="supernet channels (NB201: DARTS/E2RNAS 16, GAEA 24; DARTS 16)")
-    g.add_argument("--N", "--cells", type=int, dest="N", help="NB201: cells per stage (default 5)")
-    g.add_argument("--layers", type=int, help="DARTS space: search cells (default 8)")
-    g.add_argument("--partial-channels", type=int, metavar="K",
+    g.add_argument("--N", "--cells", type=WIDTH, dest="N", help="NB201: cells per stage (default 5)")
+    g.add_argument("--layers", type=WIDTH, help="DARTS space: search cells (default 8)")
+    g.add_argument("--partial-channels", type=COUNT, metavar="K",
                    help="DARTS space: mixed ops see C/K channels (PC-DARTS, GAEA: 4; DARTS, E2RNAS: 1)")
     g.add_argument("--edge-weights", action=argparse.BooleanOptionalAction, default=None,
                    help="DARTS space: edge normalisation (PC-DARTS, GAEA: on)")
@@ -150,25 +149,25 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "'none' at 0 on the simplex (the DARTS space's rule always skips 'none')")
     g.add_argument("--arch-data", choices=["val", "train-half"], help="split for architecture steps (val)")
     g.add_argument("--lower-level", choices=["clean", "fgsm-rs"], help="weight training inputs (clean)")
-    g.add_argument("--max-steps", type=int, help="cap steps per epoch (smoke runs)")
+    g.add_argument("--max-steps", type=COUNT, help="cap steps per epoch (smoke runs)")
     g.add_argument("--tau-max", type=float, help="GDAS: Gumbel temperature at the first epoch (default 10)")
     g.add_argument("--tau-min", type=float, help="GDAS: temperature at the last epoch (default 0.1)")
-    g.add_argument("--eval-candidates", type=int,
+    g.add_argument("--eval-candidates", type=COUNT,
                    help="SETN/ENAS/random-ws: architectures scored on validation for the genotype (default 100)")
-    g.add_argument("--eval-batch-size", type=int,
+    g.add_argument("--eval-batch-size", type=BATCH,
                    help="SETN/ENAS/random-ws: validation batch for that scoring and ENAS's controller (default 512)")
-    g.add_argument("--controller-steps", type=int,
+    g.add_argument("--controller-steps", type=COUNT,
                    help="ENAS: controller updates per epoch, each averaging 20 samples (default 50)")
     g.add_argument("--compare-darts", action=argparse.BooleanOptionalAction, default=None,
                    help="E2RNAS: also run DARTS with the same settings for the trade-off plot (default on)")
     g.add_argument("--no-attacks", action="store_true", help="score the found arch clean only (no FGSM/PGD)")
-    g.add_argument("--pgd-steps", type=int, help="PGD steps when scoring the found arch (default 10)")
+    g.add_argument("--pgd-steps", type=COUNT, help="PGD steps when scoring the found arch (default 10)")
     g.add_argument("--loader-option", action="append", default=[], metavar="KEY=VALUE",
                    help="option for the task's data loader, e.g. source=generated (repeatable)")
     g.add_argument("--device", type=device_arg, help="cpu or cuda (default cpu)")
-    g.add_argument("--threads", type=int, help="torch CPU threads")
+    g.add_argument("--threads", type=THREADS, help="torch CPU threads")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue the search in RUN_DIR from its last checkpoint")
-    g.add_argument("--stop-after", type=int, metavar="EPOCHS", help="stop after this many epochs (resume later)")
+    g.add_argument("--stop-after", type=EPOCHS, metavar="EPOCHS", help="stop after this many epochs (resume later)")
     add_common_options(parser)
     # Options that only one kind of search reads (--task is shared): given to the other kind, they are refused.
     only = {kind: {a.dest: (a.option_strings[0], a.default) for a in group._group_actions if a.dest != "task"}
@@ -214,9 +213,12 @@ def _parse_loader_options(items: list[str]) -> dict[str, Any]:
 
 
 def _run_supernet(args: argparse.Namespace) -> int:
+    from ..devices import require_available
     from ..errors import InputError
     from ..search.supernet import SearchConfig, default_config, run_search
 
+    if args.device is not None:
+        require_available(args.device)
     if args.threads:
         import torch
 

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from . import add_common_options, device_arg
+from . import BATCH, COUNT, EPOCHS, SEED, THREADS, WIDTH, add_common_options, device_arg
 
 _DESCRIPTION = """\
 Run search methods and baselines on tasks × seeds, each unit end to end with the task card's
@@ -67,7 +67,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                    description=_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--methods", nargs="+", metavar="M", help="methods to run (see --list-methods)")
     parser.add_argument("--tasks", nargs="+", metavar="T", help="tasks (see `nb360 tasks list`)")
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2], metavar="S", help="seeds (default 0 1 2)")
+    parser.add_argument("--seeds", nargs="+", type=SEED, default=[0, 1, 2], metavar="S", help="seeds (default 0 1 2)")
     parser.add_argument("--data-root", metavar="DIR", help="data root holding <task>/ for every task")
     parser.add_argument("--out", metavar="DIR", help="suite directory (default runs/suite-<time>)")
     parser.add_argument("--resume", metavar="DIR", help="continue the suite in DIR with its own settings")
@@ -76,7 +76,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--table", action="append", default=[], metavar="TASK=PATH",
                         help="NB201 table a tabular method searches for TASK (repeatable)")
     parser.add_argument("--device", type=device_arg, default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--threads", type=int, default=1, metavar="T",
+    parser.add_argument("--threads", type=THREADS, default=1, metavar="T",
                         help="torch CPU threads per unit, per ASHA trial and for XGBoost (default 1)")
     parser.add_argument("--loader-option", action="append", default=[], metavar="TASK:KEY=VALUE",
                         help="a task's data-loader option, e.g. darcyflow:source=generated (repeatable)")
@@ -84,12 +84,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no per-epoch progress bars")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     short = parser.add_argument_group("shortened protocols (the results say so; the report keeps them apart)")
-    short.add_argument("--search-epochs", type=int, metavar="E", help="weight-sharing search epochs")
-    short.add_argument("--search-channels", type=int, metavar="C", help="supernet channels")
-    short.add_argument("--search-cells", type=int, metavar="N", help="supernet cells (NB201: per stage; DARTS: layers)")
-    short.add_argument("--search-batch-size", type=int, metavar="B", help="search batch size")
-    short.add_argument("--max-steps", type=int, dest="search_max_steps", metavar="K", help="search steps per epoch")
-    short.add_argument("--eval-epochs", type=int, metavar="E", help="retrain epochs (also ASHA's longest trial)")
+    short.add_argument("--search-epochs", type=EPOCHS, metavar="E", help="weight-sharing search epochs")
+    short.add_argument("--search-channels", type=WIDTH, metavar="C", help="supernet channels")
+    short.add_argument("--search-cells", type=COUNT, metavar="N", help="supernet cells (NB201: per stage; DARTS: layers)")
+    short.add_argument("--search-batch-size", type=BATCH, metavar="B", help="search batch size")
+    short.add_argument("--max-steps", type=COUNT, dest="search_max_steps", metavar="K", help="search steps per epoch")
+    short.add_argument("--eval-epochs", type=EPOCHS, metavar="E", help="retrain epochs (also ASHA's longest trial)")
     short.add_argument("--eval-channels", type=int, metavar="C", help="retrained network channels (NB201 and DARTS)")
     short.add_argument("--eval-cells", type=int, metavar="N", help="retrained network cells (NB201 N; DARTS layers)")
     short.add_argument("--asha-trials", type=int, metavar="N", help="ASHA trials per seed")

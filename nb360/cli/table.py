@@ -7,7 +7,7 @@ import json
 import sys
 from typing import Any
 
-from . import add_common_options, device_arg
+from . import BATCH, COUNT, EPOCHS, SEED, THREADS, WIDTH, WORKERS, add_common_options, device_arg
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -42,24 +42,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--space", default="nb201", choices=["nb201"], help="search space (default nb201)")
     p.add_argument("--task", required=True, help="task name (see `nb360 tasks list`)")
     p.add_argument("--data-root", required=True, help="the task's data directory")
-    p.add_argument("--hp", "--epochs", dest="epochs", type=int, required=True, help="training epochs (the fidelity)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[777], help="training seeds (default 777)")
+    p.add_argument("--hp", "--epochs", dest="epochs", type=EPOCHS, required=True, help="training epochs (the fidelity)")
+    p.add_argument("--seeds", type=SEED, nargs="+", default=[777], help="training seeds (default 777)")
     p.add_argument("--archs", default="all",
                    help="all (15,625), unique (6,466 isomorphism classes; the others share their class's row), "
                         "a range A-B, or a list i,j,k (default all)")
     p.add_argument("-o", "--output", required=True, help="the table to write (.h5)")
     p.add_argument("--work-dir", help="where shards are kept (default: OUTPUT.work)")
     p.add_argument("--executor", default="local", choices=["local", "ray"], help="local processes (default) or Ray")
-    p.add_argument("--workers", type=int, default=1, help="local worker processes, or CPUs of a local Ray instance")
+    p.add_argument("--workers", type=WORKERS, default=1, help="local worker processes, or CPUs of a local Ray instance")
     p.add_argument("--ray-address", help="an existing Ray cluster (default: $RAY_ADDRESS, else a local instance)")
-    p.add_argument("--shard-size", type=int, default=16, help="archs per shard (default 16)")
-    p.add_argument("--channels", "-C", type=int, default=16, help="network width C (default 16)")
-    p.add_argument("--cells", "-N", type=int, default=5, help="cells per stage N (default 5)")
-    p.add_argument("--batch-size", type=int, default=256, help="training batch size (default 256)")
+    p.add_argument("--shard-size", type=COUNT, default=16, help="archs per shard (default 16)")
+    p.add_argument("--channels", "-C", type=WIDTH, default=16, help="network width C (default 16)")
+    p.add_argument("--cells", "-N", type=WIDTH, default=5, help="cells per stage N (default 5)")
+    p.add_argument("--batch-size", type=BATCH, default=256, help="training batch size (default 256)")
     p.add_argument("--lr", type=float, default=0.1, help="learning rate (default 0.1, cosine to 0)")
     p.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay (default 5e-4)")
     p.add_argument("--device", default="cpu", type=device_arg, help="cpu or cuda[:k] (default cpu)")
-    p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    p.add_argument("--threads", type=THREADS, default=1, help="torch threads per worker (default 1)")
     p.add_argument("--loader-option", action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the task's data loader, e.g. sub=2 for Darcy Flow (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -76,6 +76,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_common_options(p)
     p.set_defaults(func=run_info)
 
+    p = sub.add_parser("upgrade", help="add checksums to a table written before nb360 had them",
+                       description="Rewrite a table of header version 1 (written before tables carried checksums; "
+                                   "nb360 refuses to read it by default) with the index and chunk checksums of "
+                                   "version 2. Every dataset is first checked against the sha256 recorded when the "
+                                   "table was created, so a corrupt table is refused instead of certified; the "
+                                   "rewrite is checked to hold the same bytes. Writes in place (atomically) unless "
+                                   "-o is given.")
+    p.add_argument("path", help="the table to upgrade (.h5)")
+    p.add_argument("-o", "--output", help="write the upgraded table here instead of replacing PATH")
+    add_common_options(p)
+    p.set_defaults(func=run_upgrade)
+
     p = sub.add_parser("query", help="look up an architecture",
                        description="Look up one architecture (an index, or an arch string such as "
                                    "'|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|"
@@ -86,7 +98,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--epoch", type=int, default=-1, help="epoch, 0-based; -1 (default) is the last")
     p.add_argument("--hp", help="fidelity: epochs of the training protocol (default: the highest recorded)")
     p.add_argument("--task", help="task (dataset) name; needed when the table holds several")
-    p.add_argument("--seed", type=int, help="one seed (default: the mean over the recorded seeds)")
+    p.add_argument("--seed", type=SEED, help="one seed (default: the mean over the recorded seeds)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     add_common_options(p)
     p.set_defaults(func=run_query)
@@ -135,8 +147,22 @@ def _key_values(items: list[str]) -> dict[str, Any]:
 def run_build(args: argparse.Namespace) -> int:
     """Build (or resume building) a table."""
     from ..build import BuildSpec, build_table
+    from ..devices import require_available
     from ..table import Table
 
+    require_available(args.device)
+    if args.executor == "ray":  # an unreachable cluster is reported now, not after minutes of silent retries
+        import os
+
+        from ..build.executors import check_ray_address
+
+        address = args.ray_address or os.environ.get("RAY_ADDRESS")
+        if address:
+            check_ray_address(address)
+    elif args.ray_address:
+        from ..errors import InputError
+
+        raise InputError("--ray-address only applies with --executor ray")
     spec = BuildSpec(task=args.task, data_root=args.data_root, epochs=args.epochs, seeds=tuple(args.seeds),
                      archs=args.archs, channels=args.channels, cells=args.cells, batch_size=args.batch_size,
                      lr=args.lr, weight_decay=args.weight_decay, device=args.device, threads=args.threads,
@@ -147,6 +173,15 @@ def run_build(args: argparse.Namespace) -> int:
     info = table.info()
     print(f"wrote {out} ({info['size_bytes'] / 1e6:.2f} MB): {table.tasks[0]}, hp {args.epochs}, seeds "
           f"{', '.join(map(str, args.seeds))}, {info['runs'][0]['rows']} archs trained")
+    return 0
+
+
+def run_upgrade(args: argparse.Namespace) -> int:
+    """Add checksums to a table of header version 1."""
+    from ..table.upgrade import upgrade_table
+
+    out = upgrade_table(args.path, args.output)
+    print(f"wrote {out}: the same data, now with index and chunk checksums (header version 2)")
     return 0
 
 

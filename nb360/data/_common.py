@@ -12,6 +12,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from .._safe_pickle import NUMPY_GLOBALS, safe_load
 from ..errors import DataError, InputError
 from ..tasks import TaskCard, get_task, task_data_dir
 
@@ -107,28 +108,19 @@ class TaskData:
 # ---------------------------------------------------------------- safe unpickling
 # The released files are pickles (gzip pickle, .pkl, object .npy). A restricted unpickler only
 # rebuilds numpy arrays, scalars, dtypes and plain containers, so a tampered file cannot run code.
-_ALLOWED_GLOBALS = {
-    ("numpy", "ndarray"), ("numpy", "dtype"),
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "scalar"),
+# Arrays are checked against the bytes the file holds before numpy allocates them (nb360/_safe_pickle.py).
+_ALLOWED_GLOBALS = NUMPY_GLOBALS | {
     ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
     ("_codecs", "encode"), ("collections", "OrderedDict"),
 }
 
 
-class _RestrictedUnpickler(pickle.Unpickler):
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) not in _ALLOWED_GLOBALS:
-            raise pickle.UnpicklingError(f"refusing to load {module}.{name} (only numpy arrays and plain "
-                                         "containers are expected)")
-        if module.startswith("numpy.core.") and int(np.__version__.split(".")[0]) >= 2:
-            module = "numpy._core." + module[len("numpy.core."):]  # numpy 2 renamed numpy.core
-        return super().find_class(module, name)
-
-
 def safe_pickle_load(stream: IO[bytes], *, encoding: str = "ASCII") -> Any:
     """Unpickle `stream`, allowing only numpy arrays/scalars/dtypes and builtin containers."""
-    return _RestrictedUnpickler(stream, encoding=encoding).load()
+    try:
+        return safe_load(stream, _ALLOWED_GLOBALS, getattr(stream, "name", "the file"), encoding=encoding)
+    except DataError as exc:  # a refused global: the callers report it as an unreadable file
+        raise pickle.UnpicklingError(str(exc)) from None
 
 
 def load_pickle(path: Path, data: TaskData, *, encoding: str = "ASCII") -> Any:
@@ -137,7 +129,7 @@ def load_pickle(path: Path, data: TaskData, *, encoding: str = "ASCII") -> Any:
         with open(path, "rb") as stream:
             return safe_pickle_load(stream, encoding=encoding)
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError,
-            UnicodeDecodeError) as exc:
+            UnicodeDecodeError, MemoryError) as exc:
         raise data.corrupt(path.name, f"{type(exc).__name__}: {exc}") from exc
 
 

@@ -5,9 +5,15 @@
 * resumable: bytes go to `<name>.part` and a retry or a later run continues with an HTTP range
   request (a server that ignores the range restarts the file from zero);
 * verifies the size and the sha256; where the card publishes no sha256, the first download's
-  sha256 is recorded in `nb360-downloads.json` in the data directory (and the result says so),
-  and `verify` checks later copies against that record;
+  sha256 is recorded in `nb360-downloads.json` in the data directory, and `verify` checks later
+  copies against that record; such a file is labelled UNVERIFIED (first seen) wherever it is
+  reported, since nothing published says its first copy was whole;
 * atomic: the file appears under its name only after it verified (`.part`, then rename);
+* locked: a second process downloading the same file into the same folder waits for the first
+  (and then finds the file present), and the checksum record is updated under its own lock;
+* bounded: never more bytes than the expected size (the card's, else the server's Content-Length);
+  a transfer that stalls (less than STALL_BYTES in `timeout` seconds, e.g. a server trickling a
+  byte a second) is cut and resumed later from the bytes that arrived, which are kept;
 * archives (`extract = true`) are unpacked safely (`nb360.data.archive`).
 """
 
@@ -16,21 +22,25 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import http.client
-import json
 import os
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from ..errors import DataError, InputError
 from ..tasks.card import DataFile, Source
+from ._records import MANIFEST, UNVERIFIED, ChecksumKind, checksum_label, locked, read_manifest, record
 
-MANIFEST = "nb360-downloads.json"
+__all__ = ["MANIFEST", "UNVERIFIED", "FileResult", "VerifyResult", "checksum_label", "download_file", "download_files",
+           "read_manifest", "sha256_of", "verify_file", "verify_files"]
+
 CHUNK = 1 << 20
-ChecksumKind = Literal["published", "recorded", "recorded-now", "none"]
+READ = 1 << 16  # one socket read: bytes reach the .part file as they arrive
+STALL_BYTES = 1024  # a transfer delivering less than this in `timeout` seconds has stalled
 
 
 @dataclass(frozen=True)
@@ -47,14 +57,24 @@ class FileResult:
     resumed: bool = False
     notes: tuple[str, ...] = ()
 
+    @property
+    def verified(self) -> bool:
+        """True only when a published checksum matched."""
+        return self.checksum == "published"
+
+    @property
+    def label(self) -> str:
+        """What the check was worth, in words (UNVERIFIED unless a published checksum matched)."""
+        return checksum_label(self.checksum)
+
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """The verdict on one file already on disk."""
+    """The verdict on one file already on disk ("unverified": it matches only a sha256 recorded here)."""
 
     name: str
     path: Path
-    status: Literal["ok", "missing", "bad", "unchecked"]
+    status: Literal["ok", "unverified", "missing", "bad", "unchecked"]
     message: str
     checksum: ChecksumKind = "none"
 
@@ -99,27 +119,6 @@ def _digests(path: Path, *, progress: bool = False) -> tuple[str, str]:
 def sha256_of(path: Path, *, progress: bool = False) -> str:
     """The sha256 of a file."""
     return _digests(path, progress=progress)[0]
-
-
-def read_manifest(root: Path) -> dict:
-    """The checksums recorded for files that publish none (empty when there is no record)."""
-    path = root / MANIFEST
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except ValueError as exc:
-        raise DataError(f"{path} is not valid JSON ({exc}); delete it to record the checksums again") from exc
-    return data.get("files", {}) if isinstance(data, dict) else {}
-
-
-def _record(root: Path, name: str, entry: dict) -> None:
-    files = read_manifest(root)
-    files[name] = entry
-    path = root / MANIFEST
-    tmp = path.with_name(f".{MANIFEST}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"files": files}, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def _expected_sha(file: DataFile, root: Path) -> tuple[str | None, ChecksumKind]:
@@ -203,21 +202,37 @@ def _transfer(url: str, part: Path, file: DataFile, *, timeout: float, progress:
                                 "different file)")
         total = file.size if file.size is not None else (offset + remaining if remaining is not None else None)
         received = 0
+        window_start, window_bytes = time.monotonic(), 0
         with open(part, mode) as out, tqdm(total=total, initial=offset, unit="B", unit_scale=True,
                                            unit_divisor=1024, desc=file.name, disable=not progress) as bar:
             try:
                 while True:
-                    block = response.read(CHUNK)
+                    # Never more than the expected size: a server sending an endless body is cut off.
+                    want = READ if total is None else min(READ, total - offset - received)
+                    if want <= 0:
+                        if response.read1(1):
+                            raise _SourceFailed(f"sends more than the expected {total} bytes (a different file or a "
+                                                "broken server); nothing beyond that size was kept")
+                        break
+                    block = response.read1(want)  # what has arrived, at most `want`: written at once, never lost
                     if not block:
                         break
                     out.write(block)
                     received += len(block)
+                    window_bytes += len(block)
                     bar.update(len(block))
+                    now = time.monotonic()
+                    if now - window_start >= timeout:  # a trickle (1 byte/s) never trips the socket timeout
+                        if window_bytes < STALL_BYTES:
+                            raise TimeoutError(f"less than {STALL_BYTES} bytes in {timeout:.0f} s")
+                        window_start, window_bytes = now, 0
             except (OSError, http.client.HTTPException) as exc:  # timeouts are OSErrors
                 out.flush()
+                why = "stalled" if isinstance(exc, TimeoutError) else f"connection lost ({type(exc).__name__})"
                 if received:
-                    raise _Retry(f"connection lost after {offset + received} bytes ({type(exc).__name__})") from None
-                raise _SourceFailed(f"connection lost before any data arrived ({type(exc).__name__})") from None
+                    raise _Retry(f"{why} after {offset + received} bytes (kept in {part.name} to resume)") from None
+                raise _SourceFailed(f"{why} before any data arrived" + (
+                    f" (the {offset} bytes of {part.name} from before are kept)" if offset else "")) from None
     if remaining is not None and received < remaining:
         if received:
             raise _Retry(f"connection closed after {offset + received} of {offset + remaining} bytes")
@@ -241,14 +256,24 @@ def download_file(file: DataFile, root: str | os.PathLike, *, progress: bool = T
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DataError(f"cannot create the data directory {dest.parent}: {exc}") from exc
+    # One download of a file into a folder at a time: a second process waits, then finds it present.
+    with locked(dest.with_name(f".{dest.name}.nb360-lock"), f"downloading {file.name}") as waited:
+        result = _downloadlocked(file, root, dest, progress=progress, timeout=timeout, include_dead=include_dead,
+                                  retries=retries, extract=extract, task=task)
+    if waited:
+        result = replace(result, notes=(*result.notes, "waited for another nb360 process downloading the same file"))
+    return result
 
+
+def _downloadlocked(file: DataFile, root: Path, dest: Path, *, progress: bool, timeout: float, include_dead: bool,
+                     retries: int, extract: bool, task: str | None) -> FileResult:
     if dest.exists():
         problem, digest, kind = _check_file(dest, file, root, progress=progress)
         if problem is None:
             notes: tuple[str, ...] = ()
             if kind == "none":
                 kind = "recorded-now"
-                _record(root, file.name, {"sha256": digest, "size": dest.stat().st_size, "source": None,
+                record(root, file.name, {"sha256": digest, "size": dest.stat().st_size, "source": None,
                                           "recorded": _now(), "published_sha256": False})
                 notes = (f"no sha256 is published for {file.name}; recorded the present file's sha256 {digest}",)
             if extract:
@@ -278,14 +303,18 @@ def download_file(file: DataFile, root: str | os.PathLike, *, progress: bool = T
         size = part.stat().st_size
         os.replace(part, dest)
         if kind == "recorded-now":
-            _record(root, file.name, {"sha256": digest, "size": size, "source": source.url, "recorded": _now(),
-                                      "published_sha256": False})
+            record(root, file.name, {"sha256": digest, "size": size, "source": source.url, "recorded": _now(),
+                                      "published_sha256": False, "verified": False,
+                                      "note": "first seen: nothing published says this copy is whole"})
         if failures:
             notes.insert(0, "earlier sources failed: " + "; ".join(failures))
         if extract:
             _maybe_extract(file, dest, root, progress)
         return FileResult(file.name, dest, "downloaded", digest, size, kind, source=source.url,
                           resumed=attempt.resumed, notes=tuple(notes))
+    part_size = part.stat().st_size if part.exists() else 0
+    if part_size:
+        failures.append(f"the {part_size} bytes received are kept in {part}: rerun the same command to resume")
     raise DataError(_manual_message(file, dest, failures, skipped_dead, task))
 
 
@@ -357,8 +386,12 @@ def verify_file(file: DataFile, root: str | os.PathLike, *, progress: bool = Fal
         return VerifyResult(file.name, path, "unchecked",
                             f"sha256 {digest}: none is published and none was recorded at download, so there is "
                             "nothing to compare with", kind)
-    against = "the published checksum" if kind == "published" else f"the sha256 recorded at download ({MANIFEST})"
-    return VerifyResult(file.name, path, "ok", f"matches {against}", kind)
+    if kind == "published":
+        return VerifyResult(file.name, path, "ok", "matches the published checksum", kind)
+    return VerifyResult(file.name, path, "unverified",
+                        f"matches the sha256 recorded at its first download ({MANIFEST}), which is all there is: no "
+                        "checksum is published, so a copy that was already truncated or altered then would pass",
+                        kind)
 
 
 def verify_files(files: Iterable[DataFile], root: str | os.PathLike, *, progress: bool = False) -> list[VerifyResult]:

@@ -63,8 +63,8 @@ class EvalSpec:
             raise InputError("give at least one seed (--seeds 0 1 2)")
         if len(set(self.seeds)) != len(self.seeds) or any(s < 0 for s in self.seeds):
             raise InputError(f"seeds must be distinct non-negative integers, got {list(self.seeds)}")
-        if self.epochs is not None and self.epochs < 1:
-            raise InputError(f"--epochs must be >= 1, got {self.epochs}")
+        if self.epochs is not None and not 1 <= self.epochs <= 100_000:
+            raise InputError(f"--epochs must be in 1..100,000, got {self.epochs}")
         if self.eval_every < 1:
             raise InputError(f"--eval-every must be >= 1, got {self.eval_every}")
         if (self.channels is not None and self.channels < 1) or self.cells < 1:

@@ -29,37 +29,31 @@ from ..space import nb201
 from .protocols import protocol_for
 from .writer import RunData, write_table
 from .._files import sha256_file as _sha256_file
+from .._safe_pickle import NUMPY_GLOBALS
+from .._safe_pickle import RestrictedUnpickler as _SafeUnpickler
 
 # The globals the released files reference (checked on the NATS-Bench fixtures: OrderedDict and
-# numpy scalars/dtypes; numpy arrays are admitted too). `numpy._core` is numpy 2's module name.
-_ALLOWED_GLOBALS = frozenset({
-    ("collections", "OrderedDict"),
-    ("numpy", "dtype"),
-    ("numpy", "ndarray"),
-    ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy._core.multiarray", "_reconstruct"),
-})
+# numpy scalars/dtypes; numpy arrays are admitted too, checked against their data by _safe_pickle).
+_ALLOWED_GLOBALS = frozenset({("collections", "OrderedDict")}) | NUMPY_GLOBALS
 _ARCH_FILE = re.compile(r"^(\d{6})\.pickle(\.pbz2)?$")
+# Schema bounds checked before anything is allocated for a record: NAS benchmarks train for at most
+# a few hundred epochs; a record claiming more, or a run whose curves would not fit in half of this
+# machine's memory, is corrupt or not a NATS-Bench table.
+MAX_EPOCHS = 100_000
+CURVE_BYTES_PER_VALUE = 5  # float32 value + presence byte
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(_SafeUnpickler):
     """An unpickler that refuses every global outside the types a NATS-Bench table file contains."""
 
     def __init__(self, file: io.BufferedIOBase, source: str) -> None:
-        super().__init__(file)
-        self.source = source
-
-    def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _ALLOWED_GLOBALS:
-            return super().find_class(module, name)
-        raise DataError(f"refusing to unpickle {module}.{name} from {self.source}: NATS-Bench table files hold only "
-                        "dicts, lists and numpy values, so this file is either not a table or malicious")
+        super().__init__(file, _ALLOWED_GLOBALS, source)
 
 
 def load_pickle(path: Path) -> Any:
     """Load a bz2-compressed (`.pbz2`) or plain pickle with the restricted unpickler."""
+    if path.exists() and not path.is_file():
+        raise DataError(f"{path} is not a regular file (a NATS-Bench table is a .pickle.pbz2 file or a -simple folder)")
     try:
         with open(path, "rb") as raw:
             magic = raw.read(3)
@@ -70,6 +64,9 @@ def load_pickle(path: Path) -> Any:
         raise
     except FileNotFoundError:
         raise DataError(f"table source file not found: {path}") from None
+    except MemoryError:
+        raise DataError(f"{path} does not fit in memory while unpickling: it is corrupt or not a NATS-Bench table "
+                        "(the released files load in a few GB)") from None
     except (OSError, EOFError, pickle.UnpicklingError, ValueError, AttributeError, IndexError, TypeError) as exc:
         raise DataError(f"{path} is not a readable NATS-Bench pickle ({type(exc).__name__}: {exc}); the file is "
                         "truncated or corrupt: download it again") from None
@@ -101,7 +98,7 @@ class _RunAccumulator:
         return r
 
     def _grow(self) -> None:
-        old, self.capacity = self.capacity, self.capacity * 2
+        old, self.capacity = self.capacity, min(self.capacity * 2, nb201.NUM_ARCHS)
         for store in (self.curves, self.scalars):
             for name, (values, present) in store.items():
                 new_values = np.full((self.capacity,) + values.shape[1:], np.nan, dtype=values.dtype)
@@ -153,14 +150,41 @@ def _put(state: _ImportState, values: np.ndarray, present: np.ndarray, row: int,
     present[row, epoch] = True
 
 
+def _memory_budget() -> int:
+    """Half of this machine's physical memory, in bytes (the most an import may plan to hold)."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def _check_epochs(epochs: int, where: str, runs: int) -> None:
+    """Refuse a declared epoch count the schema or this machine's memory cannot hold, before allocating for it."""
+    if epochs > MAX_EPOCHS:
+        raise DataError(f"{where}: the record claims {epochs:,} epochs (more than {MAX_EPOCHS:,}); the file is corrupt "
+                        "or not a NATS-Bench table")
+    # A full run: every arch of the space x (4 train + 4 quantities x 3 eval splits) metrics x epochs.
+    need = (runs + 1) * nb201.NUM_ARCHS * 16 * epochs * CURVE_BYTES_PER_VALUE
+    if need > _memory_budget():
+        raise DataError(f"{where}: the record claims {epochs:,} epochs; importing {runs + 1} run(s) of that length "
+                        f"could need {need / 2**30:.1f} GiB, more than half of this machine's memory "
+                        f"({_memory_budget() * 2 / 2**30:.1f} GiB): the file is corrupt or not a NATS-Bench table")
+
+
 def _add_record(state: _ImportState, arch: int, hp: str, task: str, seed: int, rc: dict[str, Any]) -> None:
     where = f"arch {arch} hp {hp} {task} seed {seed}"
-    epochs = int(rc.get("epochs") or 0)
+    if not isinstance(rc, dict):
+        raise DataError(f"{where}: expected a ResultsCount record, got {type(rc).__name__}")
+    try:
+        epochs = int(rc.get("epochs") or 0)
+    except (TypeError, ValueError):
+        raise DataError(f"{where}: the record's epoch count {rc.get('epochs')!r} is not a number") from None
     if epochs <= 0:
         raise DataError(f"{where}: the record has no epoch count")
     key = (task, hp, seed)
     acc = state.runs.get(key)
     if acc is None:
+        _check_epochs(epochs, where, len(state.runs))
         acc = state.runs[key] = _RunAccumulator(task, hp, seed, epochs)
     if acc.epochs != epochs:
         raise DataError(f"{where}: {epochs} epochs, but other archs of this run record {acc.epochs}")

@@ -2,7 +2,9 @@
 
 Opening maps the file and reads a small JSON index; every lookup is a bounds-checked read of the
 mapping in C++ (nb360._table), so opening costs microseconds and memory stays in the shared page
-cache. Imports no torch.
+cache. Every value comes from a chunk whose checksum was checked (on its first touch), a table
+changed on disk under a reader raises instead of answering, and a closed table raises in every
+thread (docs/table-format.md, "Checksums" and "Files changed on disk"). Imports no torch.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .. import _table
-from ..errors import DataError, InputError, MissingValueError
+from ..errors import ClosedTableError, DataError, InputError, MissingValueError
 from ..space import nb201
 from .schema import RUN_DATASETS, metric_direction, split_of, validate_index
 
@@ -42,6 +44,7 @@ class RunInfo:
     datasets: dict[str, int]
     sha256: dict[str, str]
     row_sharing: str = "none"
+    chunk_checksums: dict[str, Any] | None = None  # {"address", "xxh64"} (header version 2)
 
 
 class _Run:
@@ -50,10 +53,12 @@ class _Run:
     __slots__ = ("info", "view", "metric_index", "scalar_index", "epochs")
 
     def __init__(self, table_file: _table.TableFile, info: RunInfo, num_archs: int) -> None:
-        d = info.datasets
         self.info = info
-        self.view = _table.RunView(table_file, d["arch_rows"], d["curves"], d["curves_present"], d["scalars"],
-                                   d["scalars_present"])
+        sums = info.chunk_checksums or {}
+        if table_file.verifies and not sums:
+            raise _table.FormatError(f"run {info.group}: the index records no chunk checksums for it")
+        self.view = _table.RunView(table_file, [info.datasets[name] for name in RUN_DATASETS],
+                                   int(sums.get("address", 0)), int(str(sums.get("xxh64", "0")), 16), info.group)
         if self.view.num_metrics != len(info.metrics) or self.view.num_epochs != info.epochs or \
                 self.view.num_archs != num_archs:
             raise _table.FormatError(f"run {info.group}: datasets disagree with the index ({self.view.num_archs} "
@@ -77,20 +82,26 @@ class Table:
                     metrics=tuple(r["metrics"]), scalars=tuple(r["scalars"]), valid_split=r.get("valid_split"),
                     time_kind=r.get("time_kind", "measured"), protocol=r.get("protocol", {}),
                     group=r.get("group", ""), datasets={k: int(v) for k, v in r["datasets"].items()},
-                    sha256=r.get("sha256", {}), row_sharing=r.get("row_sharing", "none"))
+                    sha256=r.get("sha256", {}), row_sharing=r.get("row_sharing", "none"),
+                    chunk_checksums=r.get("chunk_checksums"))
             for r in index["runs"])
         self._opened: dict[tuple[str, str, int], _Run] = {}
         self._selected: dict[tuple[Any, Any, Any], tuple[_Run, ...]] = {}
         self._lock = threading.Lock()
         self._used_time = 0.0
+        self._closed = False
 
     # ------------------------------------------------------------------ opening
     @classmethod
-    def open(cls, path: str | os.PathLike) -> Table:
-        """Open a table file (memory-mapped; nothing is read until queried)."""
+    def open(cls, path: str | os.PathLike, *, verify: bool = True) -> Table:
+        """Open a table file (memory-mapped; nothing is read until queried).
+
+        verify=False skips the checksums (and accepts tables of header version 1, which have none):
+        values of a corrupt file are then returned unchecked. For measurements and old files only.
+        """
         path = os.fspath(path)
         try:
-            table_file = _table.TableFile(path)
+            table_file = _table.TableFile(path, verify)
             raw = table_file.index_json()
         except _table.FileOpenError as exc:
             raise DataError(f"cannot open table: {exc}") from None
@@ -98,6 +109,8 @@ class Table:
             raise DataError(str(exc) if path in str(exc) else f"{path}: {exc}") from None
         try:
             index = json.loads(raw)
+            if not isinstance(index, dict):
+                raise TypeError("the index is not a JSON object")
             validate_index(index)
             return cls(path, table_file, index)
         except (ValueError, UnicodeDecodeError, KeyError, TypeError, AttributeError) as exc:
@@ -129,17 +142,18 @@ class Table:
         """The highest fidelity recorded for a task (what commands use when no --hp is given)."""
         return max(self.hps(task), key=lambda hp: (int(hp), hp) if hp.isdigit() else (-1, hp))
 
-    def seeds(self, hp: str = "200", task: str | None = None) -> list[int]:
-        """Seeds recorded for (task, hp)."""
-        task, hp = self._task(task), self._hp(hp)
+    def seeds(self, hp: str | None = None, task: str | None = None) -> list[int]:
+        """Seeds recorded for (task, hp); hp defaults to the highest recorded."""
+        task = self._task(task)
+        hp = self._hp(hp, task)
         return [r.seed for r in self.runs if r.task == task and r.hp == hp]
 
-    def metrics(self, hp: str = "200", task: str | None = None) -> tuple[str, ...]:
-        """Curve metrics recorded for (task, hp)."""
+    def metrics(self, hp: str | None = None, task: str | None = None) -> tuple[str, ...]:
+        """Curve metrics recorded for (task, hp); hp defaults to the highest recorded."""
         return self._select(task, hp, None)[0].info.metrics
 
-    def epochs(self, hp: str = "200", task: str | None = None) -> int:
-        """Number of epochs recorded for (task, hp)."""
+    def epochs(self, hp: str | None = None, task: str | None = None) -> int:
+        """Number of epochs recorded for (task, hp); hp defaults to the highest recorded."""
         return self._select(task, hp, None)[0].epochs
 
     def info(self) -> dict[str, Any]:
@@ -163,11 +177,12 @@ class Table:
         for run in self.runs:
             if (task is None or run.task == task) and (hp is None or run.hp == str(hp)) and \
                     (seed is None or run.seed == seed):
-                recorded |= self._view("arch_rows", run, "<i4") >= 0
+                recorded |= self._open_run(run).view.arch_rows() >= 0  # a checked copy
         return np.flatnonzero(recorded)
 
     def _view(self, name: str, run: RunInfo, dtype: str) -> np.ndarray:
-        """A zero-copy read-only numpy view of one dataset of a run group."""
+        """A zero-copy read-only numpy view of one dataset of a run group (whose chunks were all checked)."""
+        self._open_run(run).view.verify_all()
         d = self._file.dataset_info(run.datasets[name])
         count = int(np.prod(d["shape"], dtype=np.int64))
         if np.dtype(dtype).str != np.dtype(d["dtype"]).str:
@@ -191,19 +206,22 @@ class Table:
             raise InputError(f"task {task!r} is not in this table; it holds {', '.join(tasks)}")
         return task
 
-    @staticmethod
-    def _hp(hp: Any) -> str:
-        if hp is None:
-            raise InputError("hp must be given explicitly (e.g. hp='200' for full training or '12' for the "
-                             "low-fidelity runs); nb360 has no silent default fidelity")
-        return str(hp)
+    def _hp(self, hp: Any, task: str) -> str:
+        """`hp` as a string, or the highest fidelity recorded for `task` when None (every query's default)."""
+        return self.highest_hp(task) if hp is None else str(hp)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClosedTableError(f"the table {self.path} is closed: open it again with Table.open")
 
     def _select(self, task: str | None, hp: Any, seed: Any) -> tuple[_Run, ...]:
         key = (task, hp, seed)
         runs = self._selected.get(key)
         if runs is not None:
             return runs
-        task_name, hp_name = self._task(task), self._hp(hp)
+        self._check_open()
+        task_name = self._task(task)
+        hp_name = self._hp(hp, task_name)
         matching = [r for r in self.runs if r.task == task_name and r.hp == hp_name]
         if not matching:
             raise InputError(f"hp {hp_name!r} is not recorded for task {task_name!r}; recorded: "
@@ -222,6 +240,7 @@ class Table:
         key = (info.task, info.hp, info.seed)
         run = self._opened.get(key)
         if run is None:
+            self._check_open()
             try:
                 run = _Run(self._file, info, self.num_archs)
             except _table.FormatError as exc:
@@ -260,7 +279,7 @@ class Table:
         return e
 
     # ------------------------------------------------------------------ queries
-    def query(self, arch: Any, metric: str, epoch: int = -1, seed: int | None = None, hp: str = "200",
+    def query(self, arch: Any, metric: str, epoch: int = -1, seed: int | None = None, hp: str | None = None,
               task: str | None = None) -> float:
         """One value of `metric` after `epoch` (-1: last) for `arch`; seed=None averages the recorded seeds."""
         runs = self._selected.get((task, hp, seed)) or self._select(task, hp, seed)
@@ -292,13 +311,24 @@ class Table:
                                  f"see Table.curve(..., with_mask=True) for the recorded epochs")
 
     def query_batch(self, archs: Any, metric: str | Sequence[str], epoch: Any = -1, seed: int | None = None,
-                    hp: str = "200", task: str | None = None, missing: str = "raise") -> np.ndarray:
+                    hp: str | None = None, task: str | None = None, missing: str = "raise") -> np.ndarray:
         """Vectorised query: archs (indices or arch strings), metric name(s) and epoch(s) broadcast together.
 
         missing="raise" raises MissingValueError if any value is not recorded; missing="nan" returns NaN there.
         """
         if missing not in ("raise", "nan"):
             raise InputError(f"missing must be 'raise' or 'nan', got {missing!r}")
+        values, present = self._gather(archs, metric, epoch, seed, hp, task)
+        if missing == "raise" and not present.all():
+            first = np.unravel_index(int(np.argmin(present)), present.shape) if present.ndim else ()
+            raise MissingValueError(f"{int((~present).sum())} of {present.size} requested values are not recorded "
+                                    f"(first at position {tuple(int(i) for i in first)}); pass missing='nan' to get "
+                                    "NaN there")
+        return values
+
+    def _gather(self, archs: Any, metric: str | Sequence[str], epoch: Any, seed: int | None, hp: str | None,
+                task: str | None) -> tuple[np.ndarray, np.ndarray]:
+        """(values, presence mask) of a vectorised query; over several seeds, the mean of the recorded ones."""
         runs = self._select(task, hp, seed)
         arch_idx = self._arch_array(archs)
         total = count = None
@@ -317,12 +347,7 @@ class Table:
             with np.errstate(invalid="ignore", divide="ignore"):
                 values = (total / count).astype(np.float32)
             present = count > 0
-        if missing == "raise" and not present.all():
-            first = np.unravel_index(int(np.argmin(present)), present.shape) if present.ndim else ()
-            raise MissingValueError(f"{int((~present).sum())} of {present.size} requested values are not recorded "
-                                    f"(first at position {tuple(int(i) for i in first)}); pass missing='nan' to get "
-                                    "NaN there")
-        return values
+        return values, present
 
     @staticmethod
     def _flat(x: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
@@ -351,15 +376,19 @@ class Table:
             return arr.astype(np.int64, copy=False)
         return np.array([self.arch_index(a) for a in np.ravel(archs)], dtype=np.int64).reshape(np.shape(archs))
 
-    def curve(self, arch: Any, metric: str, seed: int | None = None, hp: str = "200", task: str | None = None,
+    def curve(self, arch: Any, metric: str, seed: int | None = None, hp: str | None = None, task: str | None = None,
               with_mask: bool = False) -> np.ndarray | tuple[np.ndarray, np.ndarray]:
-        """The per-epoch curve of `metric` (NaN where not recorded); with_mask=True also returns the mask."""
+        """The per-epoch curve of `metric` (NaN where not recorded); with_mask=True also returns the mask.
+
+        The mask is the table's presence mask, not ~isnan: a recorded NaN (a diverged run) has mask 1.
+        """
         run0 = self._select(task, hp, seed)[0]
         epochs = np.arange(run0.epochs)
-        values = self.query_batch(self.arch_index(arch), metric, epochs, seed=seed, hp=hp, task=task, missing="nan")
-        return (values, ~np.isnan(values)) if with_mask else values
+        values, present = self._gather(self.arch_index(arch), metric, epochs, seed, hp, task)
+        return (values, present) if with_mask else values
 
-    def scalar(self, arch: Any, name: str, seed: int | None = None, hp: str = "200", task: str | None = None) -> float:
+    def scalar(self, arch: Any, name: str, seed: int | None = None, hp: str | None = None,
+               task: str | None = None) -> float:
         """A per-arch scalar (params, flops, latency, ...) of the run; seed=None averages seeds."""
         a = self.arch_index(arch)
         values = []
@@ -376,7 +405,7 @@ class Table:
             raise MissingValueError(f"{name} is not recorded for arch {a}")
         return float(np.mean(values))
 
-    def scalar_batch(self, name: str, archs: Any = None, seed: int | None = None, hp: str = "200",
+    def scalar_batch(self, name: str, archs: Any = None, seed: int | None = None, hp: str | None = None,
                      task: str | None = None) -> np.ndarray:
         """A per-arch scalar for many archs (all by default); NaN where not recorded."""
         arch_idx = np.arange(self.num_archs) if archs is None else np.atleast_1d(self._arch_array(archs))
@@ -392,7 +421,8 @@ class Table:
         with np.errstate(invalid="ignore", divide="ignore"):
             return np.where(count > 0, total / np.maximum(count, 1), np.nan)
 
-    def cost(self, arch: Any, hp: str = "200", task: str | None = None, seed: int | None = None) -> dict[str, Any]:
+    def cost(self, arch: Any, hp: str | None = None, task: str | None = None,
+             seed: int | None = None) -> dict[str, Any]:
         """Cost facts of an arch: the recorded scalars (params in M, flops in M, latency in s) and times (s)."""
         run0 = self._select(task, hp, seed)[0]
         out: dict[str, Any] = {}
@@ -412,9 +442,9 @@ class Table:
         out["time_kind"] = run0.info.time_kind
         return out
 
-    def best(self, metric: str, epoch: int = -1, hp: str = "200", task: str | None = None, seed: int | None = None,
-             mode: str | None = None, max_params: float | None = None, max_flops: float | None = None,
-             unique: bool = False) -> tuple[int, float]:
+    def best(self, metric: str, epoch: int = -1, hp: str | None = None, task: str | None = None,
+             seed: int | None = None, mode: str | None = None, max_params: float | None = None,
+             max_flops: float | None = None, unique: bool = False) -> tuple[int, float]:
         """The arch with the best `metric` at `epoch` (mode 'max'/'min', inferred from the name), within limits."""
         mode = mode or metric_direction(metric)
         if mode not in ("max", "min"):
@@ -479,7 +509,7 @@ class Table:
             self._used_time = 0.0
 
     # ------------------------------------------------------------------ whole-table access
-    def arrays(self, hp: str = "200", task: str | None = None,
+    def arrays(self, hp: str | None = None, task: str | None = None,
                seed: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Zero-copy read-only views of one run group: (arch_ids (R,), curves (R, M, E), present (R, M, E)).
 
@@ -499,17 +529,34 @@ class Table:
         return arch_ids, curves, self._view("curves_present", info, "u1").view(bool)
 
     def verify(self) -> None:
-        """Check every run dataset against the sha256 recorded at creation; raise DataError on a mismatch."""
+        """Check every chunk checksum and every dataset's recorded sha256; raise DataError on a mismatch.
+
+        Lookups check each chunk on first touch anyway; this reads the whole file now. The sha256s are
+        computed from reads of the open file (pread, not the mapping), so a file changed meanwhile raises.
+        """
+        self._check_open()
+        fd = self._file.fileno  # the mapped file itself, even if another was renamed over its path since
         for run in self.runs:
+            if self._file.verifies:
+                self._open_run(run).view.verify_all()
             for name in RUN_DATASETS:
                 expected = run.sha256.get(name)
                 if not expected:
                     continue
                 d = self._file.dataset_info(run.datasets[name])
-                digest = hashlib.sha256(memoryview(self._file)[d["offset"]:d["offset"] + d["nbytes"]]).hexdigest()
-                if digest != expected:
-                    raise DataError(f"{self.path}: dataset {run.group}/{name} is corrupt (sha256 {digest[:12]}… "
-                                    f"!= recorded {expected[:12]}…); download or re-create the table")
+                digest = hashlib.sha256()
+                at, end = d["offset"], d["offset"] + d["nbytes"]
+                while at < end:
+                    block = os.pread(fd, min(end - at, 1 << 20), at)
+                    if not block:
+                        raise DataError(f"{self.path}: the file ends inside {run.group}/{name}: it is truncated")
+                    digest.update(block)
+                    at += len(block)
+                if digest.hexdigest() != expected:
+                    raise DataError(f"{self.path}: dataset {run.group}/{name} is corrupt (sha256 "
+                                    f"{digest.hexdigest()[:12]}… != recorded {expected[:12]}…); download or "
+                                    "re-create the table")
+        self._file.check_unchanged()
 
     def release_pages(self) -> None:
         """Drop this process's mapped pages of the table, e.g. after a full traversal.
@@ -520,7 +567,24 @@ class Table:
         self._file.release_pages()
 
     def close(self) -> None:
-        """Drop this handle's references to the mapping (it is unmapped when no view remains)."""
-        self._opened.clear()
-        self._selected.clear()
-        self._file = None  # type: ignore[assignment]
+        """Close the table: every later query, in every thread, raises ClosedTableError.
+
+        The mapping is released when no view of it remains (views from arrays() stay valid; queries
+        already running finish on valid memory).
+        """
+        with self._lock:
+            self._closed = True
+            self._file.close()
+            self._opened.clear()
+            self._selected.clear()
+
+    @property
+    def closed(self) -> bool:
+        """Whether close() was called."""
+        return self._closed
+
+    def __enter__(self) -> Table:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

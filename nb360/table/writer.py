@@ -1,4 +1,5 @@
-"""Writes nb360 tables (schema version 1) with h5py: contiguous datasets, JSON index, user-block header."""
+"""Writes nb360 tables (schema version 1, header version 2) with h5py: contiguous datasets, JSON index,
+user-block header, and the checksums that let the reader refuse corrupt bytes (nb360/table/checksums.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,6 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,11 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from . import checksums
 from .schema import (ARCHS_DATASET, INDEX_DATASET, RUN_DATASETS, SCHEMA_VERSION, USER_BLOCK_SIZE,
                      run_group_path)
-
-HEADER_MAGIC = b"NB360TBL"
-HEADER_VERSION = 1
 
 
 @dataclass
@@ -70,11 +68,8 @@ def _sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
-def _write_header(path: Path, index_address: int) -> None:
-    from .. import _table
-
-    head = HEADER_MAGIC + struct.pack("<IIQ", HEADER_VERSION, SCHEMA_VERSION, index_address)
-    head += struct.pack("<I", _table.lookup3(head))
+def _write_header(path: Path, index_address: int, index_bytes: bytes) -> None:
+    head = checksums.header(SCHEMA_VERSION, index_address, index_bytes)
     with open(path, "r+b") as f:
         f.write(head)
         f.flush()
@@ -82,30 +77,41 @@ def _write_header(path: Path, index_address: int) -> None:
 
 
 def write_table(path: str | os.PathLike, runs: Sequence[RunData], *, archs: Sequence[str], space: str = "nb201",
-                provenance: dict[str, Any] | None = None) -> Path:
-    """Write an nb360 table atomically (temp file, then rename) and return its path."""
+                provenance: dict[str, Any] | None = None, created: str | None = None) -> Path:
+    """Write an nb360 table atomically (temp file, then rename) and return its path.
+
+    `created` keeps an earlier creation time (nb360 table upgrade); by default it is now.
+    """
     import h5py
 
     from .. import __version__
 
     path = Path(path)
+    _check_writable(path)
     keys = [(r.task, r.hp, r.seed) for r in runs]
     if len(set(keys)) != len(keys):
         raise ValueError(f"duplicate run groups in {keys}")
     for run in runs:
         run.validate(len(archs))
     provenance = dict(provenance or {})
-    created = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    created = created or _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     index: dict[str, Any] = {
         "schema_version": SCHEMA_VERSION, "space": space, "num_archs": len(archs), "nb360_version": __version__,
-        "created": created, "provenance": provenance, "runs": [],
+        "created": created, "provenance": provenance, "checksums": checksums.index_entry(), "runs": [],
     }
     try:
         # libver v110: superblock v3 and v2 object headers, the subset csrc/table reads. Large datasets
         # are page-aligned so mapped lookups touch as few pages as possible.
-        with h5py.File(tmp, "w", libver=("v110", "v110"), userblock_size=USER_BLOCK_SIZE,
-                       alignment_threshold=65536, alignment_interval=4096) as f:
+        try:
+            handle = h5py.File(tmp, "w", libver=("v110", "v110"), userblock_size=USER_BLOCK_SIZE,
+                               alignment_threshold=65536, alignment_interval=4096)
+        except OSError as exc:
+            from ..errors import DataError
+
+            raise DataError(f"cannot write the table {path}: creating {tmp.name} there failed ({exc}); choose "
+                            "another output path") from None
+        with handle as f:
             f.attrs["nb360_schema_version"] = SCHEMA_VERSION
             f.attrs["nb360_version"] = __version__
             f.attrs["created"] = created
@@ -118,14 +124,30 @@ def write_table(path: str | os.PathLike, runs: Sequence[RunData], *, archs: Sequ
             index["archs_dataset"] = h5py.h5o.get_info(archs_ds.id).addr
             for run in runs:
                 index["runs"].append(_write_run(f, run, len(archs)))
-            index_ds = f.create_dataset(INDEX_DATASET, data=np.frombuffer(json.dumps(index).encode(), dtype=np.uint8))
+            index_bytes = json.dumps(index).encode()
+            index_ds = f.create_dataset(INDEX_DATASET, data=np.frombuffer(index_bytes, dtype=np.uint8))
             index_address = h5py.h5o.get_info(index_ds.id).addr
-        _write_header(tmp, index_address)
+        _write_header(tmp, index_address, index_bytes)
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
     return path
+
+
+def _check_writable(path: Path) -> None:
+    """DataError naming the fix when the table cannot be written where asked (before any work is done)."""
+    from ..errors import DataError
+
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise DataError(f"cannot write the table {path}: it is a folder; give a file name such as {path / 'table.h5'}")
+    if not folder.is_dir():
+        raise DataError(f"cannot write the table {path}: the folder {folder} does not exist; create it or choose "
+                        "another output path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise DataError(f"cannot write the table {path}: the folder {folder} is not writable; choose another "
+                        "output path")
 
 
 def _write_run(f: Any, run: RunData, num_archs: int) -> dict[str, Any]:
@@ -162,6 +184,7 @@ def _write_run(f: Any, run: RunData, num_archs: int) -> dict[str, Any]:
         ds = group.create_dataset(name, data=arrays[name])  # contiguous, uncompressed: mmap-able
         entry["datasets"][name] = h5py.h5o.get_info(ds.id).addr
         entry["sha256"][name] = _sha256(arrays[name])
+    entry["chunk_checksums"] = checksums.write_run_checksums(group, [arrays[name] for name in RUN_DATASETS])
     # The same facts as HDF5 attributes, for h5py / h5dump / pandas users.
     group.attrs["task"] = run.task
     group.attrs["hp"] = run.hp
