@@ -1,7 +1,7 @@
 """Builds NATS-Bench topology tables in the released layouts for tests and benchmarks.
 
 Records are SYNTHETIC (seeded random values) unless copied from the real fixture files in
-tests/fixtures/nats-tss-v1_0-3ffb9-simple/. They follow the exact structure of the released
+tests/fixtures/nats-tss-v1_0-3ffb9-simple/ and tests/fixtures/NATS-sss-v1_0-50262-simple/. They follow the exact structure of the released
 records (ArchResults / ResultsCount state dicts, see nb360's reference nb201-table.md §5).
 """
 
@@ -15,17 +15,18 @@ from pathlib import Path
 import numpy as np
 
 FIXTURE_DIR = Path(__file__).resolve().parent / "fixtures" / "nats-tss-v1_0-3ffb9-simple"
-FIXTURE_ARCHS = (0, 11, 284)
+SSS_FIXTURE_DIR = Path(__file__).resolve().parent / "fixtures" / "NATS-sss-v1_0-50262-simple"
+FIXTURE_ARCHS = (0, 11, 284)  # the archs both fixture directories hold
 
 
-def load_fixture(name: str):
+def load_fixture(name: str, directory: Path = FIXTURE_DIR):
     """A real fixture file, unpickled (trusted: it ships with the tests)."""
-    return pickle.loads(bz2.decompress((FIXTURE_DIR / name).read_bytes()))
+    return pickle.loads(bz2.decompress((directory / name).read_bytes()))
 
 
-def meta_archs() -> list[str]:
-    """The 15,625 arch strings of the real NATS-Bench meta file."""
-    return load_fixture("meta.pickle.pbz2")["meta_archs"]
+def meta_archs(directory: Path = FIXTURE_DIR) -> list[str]:
+    """The arch strings of a real NATS-Bench meta file (15,625 topology, 32,768 size)."""
+    return load_fixture("meta.pickle.pbz2", directory)["meta_archs"]
 
 
 def synthetic_results_count(rng: np.random.Generator, dataset: str, seed: int, epochs: int, arch_str: str,
@@ -89,7 +90,7 @@ def synthetic_nb360_file(path: Path, num_archs: int | None = None, epochs: int =
     return write_single_file(path, arch2infos, archs, compress=compress)
 
 
-def fixture_single_file(path: Path) -> Path:
-    """The three real fixture archs rewritten in the single-file layout."""
-    arch2infos = {i: load_fixture(f"{i:06d}.pickle.pbz2") for i in FIXTURE_ARCHS}
-    return write_single_file(path, arch2infos)
+def fixture_single_file(path: Path, directory: Path = FIXTURE_DIR) -> Path:
+    """The three real fixture archs of a fixture directory rewritten in the single-file layout."""
+    arch2infos = {i: load_fixture(f"{i:06d}.pickle.pbz2", directory) for i in FIXTURE_ARCHS}
+    return write_single_file(path, arch2infos, meta_archs(directory))

@@ -179,7 +179,9 @@ def run_info(args: argparse.Namespace) -> int:
         optim = ", ".join(f"{k}={proto[k]}" for k in ("optimizer", "lr", "momentum", "nesterov", "weight_decay",
                                                         "schedule", "batch_size") if proto.get(k) is not None)
         if optim or network:
-            print(f"      protocol: {optim}; network C={network.get('channel')} N={network.get('num_cells')}")
+            shape = (f"network {network['name']} (channels per arch), cell {network.get('genotype')}"
+                     if network.get("name") else f"network C={network.get('channel')} N={network.get('num_cells')}")
+            print(f"      protocol: {optim}; {shape}")
         if proto.get("source"):
             print(f"      protocol source: {proto['source']}")
         if proto.get("data"):
@@ -190,7 +192,7 @@ def run_info(args: argparse.Namespace) -> int:
 def run_query(args: argparse.Namespace) -> int:
     """Print one arch's values."""
     from ..errors import MissingValueError
-    from ..space import nb201
+    from ..space import TABLE_SPACES
     from ..table import Table
 
     table = Table.open(args.path)
@@ -210,7 +212,7 @@ def run_query(args: argparse.Namespace) -> int:
             if args.metric:
                 raise
             values[metric] = None
-    result: dict[str, Any] = {"index": index, "arch": nb201.arch_str(index) if table.space == "nb201" else None,
+    result: dict[str, Any] = {"index": index, "arch": TABLE_SPACES[table.space].arch_str(index) if table.space in TABLE_SPACES else None,
                               "task": task, "hp": args.hp, "seeds": seeds, "epoch": epoch, "values": values}
     if not args.metric:
         result["cost"] = table.cost(index, hp=args.hp, task=task, seed=args.seed)
