@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
 import random
 import re
 import warnings
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from nats_compare import same, same_text
 from nats_records import FIXTURE_DIR, SSS_FIXTURE_DIR, fixture_single_file
 from nb360.compat import nats
 from nb360.errors import InputError
@@ -32,8 +32,6 @@ from nb360.table.importer import import_nats
 nats_bench = pytest.importorskip("nats_bench")
 from nats_bench.api_size import NATSsize as RefSize  # noqa: E402
 from nats_bench.api_topology import NATStopology as RefTopology  # noqa: E402
-from nats_bench.api_utils import ArchResults as RefArchResults  # noqa: E402
-from nats_bench.api_utils import ResultsCount as RefResultsCount  # noqa: E402
 
 DATASETS = ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120")
 HPS = {"tss": ("12", "200"), "sss": ("01", "12", "90")}
@@ -83,53 +81,6 @@ def make_pair(tables: dict[str, Any], space: str, fast: bool = True) -> tuple[An
 
 
 # ---------------------------------------------------------------------------------------------- comparison
-_NUMBER = re.compile(r"-?\d+\.\d+|-?\d+")
-
-
-def same_text(a: str, b: str) -> bool:
-    """Equal strings, numbers compared to their last printed digit (float32 may flip a final digit)."""
-    if a == b:
-        return True
-    ta, tb = _NUMBER.split(a), _NUMBER.split(b)
-    na, nb = _NUMBER.findall(a), _NUMBER.findall(b)
-    if ta != tb or len(na) != len(nb):
-        return False
-    for x, y in zip(na, nb):
-        digits = len(x.split(".")[1]) if "." in x else 0
-        if abs(float(x) - float(y)) > 1.01 * 10.0 ** -digits + 1e-6 * abs(float(x)):
-            return False
-    return True
-
-
-def same(r: Any, o: Any, where: str = "") -> None:
-    """Assert that nats_bench's value r and nb360's value o agree (see the module doc)."""
-    if isinstance(r, (RefArchResults, RefResultsCount)):
-        assert type(o).__name__ == type(r).__name__, where
-        same(r.state_dict(), o.state_dict(), where + ".state_dict()")
-        assert same_text(repr(r), repr(o)), (where, repr(r), repr(o))
-    elif isinstance(r, dict):
-        assert isinstance(o, dict) and set(r) == set(o), (where, sorted(map(str, r)), sorted(map(str, o)))
-        for k in r:
-            same(r[k], o[k], f"{where}[{k!r}]")
-    elif isinstance(r, (list, tuple)):
-        assert isinstance(o, (list, tuple)) and len(r) == len(o), (where, r, o)
-        for i, (x, y) in enumerate(zip(r, o)):
-            same(x, y, f"{where}[{i}]")
-    elif isinstance(r, np.ndarray):
-        assert np.array_equal(r, np.asarray(o)), where
-    elif isinstance(r, str):
-        assert isinstance(o, str) and same_text(r, o), (where, r, o)
-    elif isinstance(r, (bool, type(None))) or isinstance(r, (int, np.integer)) and not isinstance(r, bool) and \
-            isinstance(o, (int, np.integer)):
-        assert r == o, (where, r, o)
-    elif isinstance(r, (float, np.floating, int)):
-        assert isinstance(o, (int, float, np.floating)) and not isinstance(o, bool), (where, r, o)
-        assert math.isclose(float(r), float(o), rel_tol=1e-6, abs_tol=1e-9) or (math.isnan(r) and math.isnan(o)), \
-            (where, r, o)
-    else:
-        assert r == o, (where, r, o)
-
-
 def outcome(fn: Callable[[Any], Any], target: Any, seed: int) -> tuple[str, Any, str, list[str]]:
     """('ok', value, stdout, warnings) or ('raise', exception, stdout, warnings) of fn(target)."""
     random.seed(seed)
