@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 
 from nats_records import FIXTURE_ARCHS, FIXTURE_DIR
@@ -246,3 +247,20 @@ def test_what_nats_benchs_own_tests_do_runs_on_nb360(fixture_table, tmp_path, ca
     assert data[777].get_train()["iepoch"] == 199 and len(data[777].train_acc1es) == 200
     assert len({nb201.unique_str(topology[i]) for i in range(len(topology))}) == 6466
     assert "epochs >>>" in capsys.readouterr().out
+
+
+def test_verbose_prints_a_line_per_call_and_silent_lookups_stay_exact(fixture_table, capsys) -> None:
+    api = nats.create(fixture_table, "tss", fast_mode=True, verbose=False)
+    a11 = api.arch(11)  # installs the compiled lookups
+    assert api.query_index_by_arch(a11) == 11 and api.arch(11) == a11 and capsys.readouterr().out == ""
+    api.verbose = True
+    assert api.arch(11) == a11 and api.query_index_by_arch(a11) == 11
+    api.get_more_info(11, "cifar10", hp="12")
+    out = capsys.readouterr().out
+    assert "Call the arch function with index=11" in out and "Call query_index_by_arch" in out
+    assert "Call the get_more_info function" in out
+    api.verbose = False
+    assert api.arch(11) == a11 and capsys.readouterr().out == ""
+    with pytest.raises(ValueError, match="invalid index"):
+        api.arch(15625)
+    assert api.query_index_by_arch(True) == 1 and api.query_index_by_arch(np.int64(3)) == -1  # as nats_bench

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ... import _table
 from ...errors import DataError, InputError
 from ...space import nb201
 from ...table import Table
@@ -126,6 +127,7 @@ class _NATSAPI:
         self._default_hp = "12" if nats_defaults else _REQUIRED
         self._used_time = 0
         self._plans = self._ctx._plans
+        self._configs: dict[tuple[int, str], dict[str, Any]] = {}
         self.evaluated_indexes: set[int] = set() if fast_mode else set(np.flatnonzero(self._ctx.recorded).tolist())
         self.arch2infos_dict = _ArchInfos(self)
         self._cache = self.arch2infos_dict.store
@@ -208,14 +210,37 @@ class _NATSAPI:
     def reset_time(self) -> None:
         self._used_time = 0
 
-    def _say(self, message: str) -> None:
-        if self.verbose:
-            print(f"{_now()} {message}")
+    @staticmethod
+    def _say(message: str) -> None:
+        """nats_bench's verbose line (callers check self._verbose first: building the message costs)."""
+        print(f"{_now()} {message}")
 
     # ------------------------------------------------------------------ indices
+    @property
+    def verbose(self) -> bool:
+        """Print a line per call, as nats_bench does."""
+        return self._verbose
+
+    @verbose.setter
+    def verbose(self, value: bool) -> None:
+        self._verbose = value
+        if value:  # the class's methods print; drop the silent compiled ones
+            self.__dict__.pop("arch", None)
+            self.__dict__.pop("query_index_by_arch", None)
+
+    def _install_lookups(self) -> None:
+        """Put compiled arch / query_index_by_arch on this instance (they answer in ~0.04 µs; see nats_plan.cpp)."""
+        if not self._verbose:
+            self.arch, self.query_index_by_arch = _table.nats_lookups(
+                self._ctx.arch_strs, self._ctx.str2index, self._arch, self._query_index)
+
     def arch(self, index: int) -> str:
         """The arch string of an index."""
-        if self.verbose:
+        self._install_lookups()
+        return self._arch(index)
+
+    def _arch(self, index: int) -> str:
+        if self._verbose:
             self._say(f"Call the arch function with index={index}")
         if index < 0 or index >= len(self):
             raise InputError(f"invalid index : {index} vs. {len(self)}.")
@@ -223,7 +248,11 @@ class _NATSAPI:
 
     def query_index_by_arch(self, arch: Any) -> int:
         """The index of an arch given as index, string or object with .tostr(); -1 when not in the space."""
-        if self.verbose:
+        self._install_lookups()
+        return self._query_index(arch)
+
+    def _query_index(self, arch: Any) -> int:
+        if self._verbose:
             self._say(f"Call query_index_by_arch with arch={arch}")
         if isinstance(arch, int):
             if 0 <= arch < self._ctx.num_archs:
@@ -293,7 +322,7 @@ class _NATSAPI:
     def get_more_info(self, index: Any, dataset: str, iepoch: int | None = None, hp: Any = _REQUIRED,
                       is_random: bool | int = True) -> dict[str, Any]:
         """train-*, valid-*, test-*, valtest-* of an arch after `iepoch` (None: last) as nats_bench defines them."""
-        if self.verbose:
+        if self._verbose:
             self._say(f"Call the get_more_info function with index={index}, dataset={dataset}, iepoch={iepoch}, "
                       f"hp={hp}, and is_random={is_random}.")
         if type(index) is not int or index not in self.evaluated_indexes:
@@ -323,7 +352,7 @@ class _NATSAPI:
 
     def get_cost_info(self, index: Any, dataset: str, hp: Any = _REQUIRED) -> dict[str, Any]:
         """flops (M), params (M), latency (s) and T-<set>@epoch/@total (s) of an arch, averaged over seeds."""
-        if self.verbose:
+        if self._verbose:
             self._say(f"Call the get_cost_info function with index={index}, dataset={dataset}, and hp={hp}.")
         if type(index) is not int or index not in self.evaluated_indexes:
             index = self._resolve(index)
@@ -337,7 +366,7 @@ class _NATSAPI:
 
     def get_latency(self, index: Any, dataset: str, hp: Any = _REQUIRED) -> float | None:
         """The latency in seconds (None when the table records none, e.g. NAS-Bench-360's)."""
-        if self.verbose:
+        if self._verbose:
             self._say(f"Call the get_latency function with index={index}, dataset={dataset}, and hp={hp}.")
         if type(index) is not int or index not in self.evaluated_indexes:
             index = self._resolve(index)
@@ -379,14 +408,16 @@ class _NATSAPI:
     # ------------------------------------------------------------------ result objects
     def query_meta_info_by_index(self, arch_index: int, hp: Any = _REQUIRED) -> ArchResults:
         """The ArchResults of one arch at one hp (a copy: changing it changes nothing here)."""
-        self._say(f"Call query_meta_info_by_index with arch_index={arch_index}, hp={hp}")
+        if self._verbose:
+            self._say(f"Call query_meta_info_by_index with arch_index={arch_index}, hp={hp}")
         self._touch(arch_index)
         results = self._results(arch_index, hp)
         return results if results._fast() else _copy(results)
 
     def query_by_index(self, arch_index: int, dataname: str | None = None, hp: Any = _REQUIRED) -> Any:
         """The ArchResults of an arch (dataname None), or {seed: ResultsCount} of one dataset."""
-        self._say(f"Call query_by_index with arch_index={arch_index}, dataname={dataname}, hp={hp}")
+        if self._verbose:
+            self._say(f"Call query_by_index with arch_index={arch_index}, dataname={dataname}, hp={hp}")
         info = self.query_meta_info_by_index(arch_index, hp)
         if dataname is None:
             return info
@@ -396,7 +427,8 @@ class _NATSAPI:
 
     def query_info_str_by_arch(self, arch: Any, hp: Any = _REQUIRED) -> str | None:
         """A text summary of an arch at one hp: costs and train/valid/test metrics per dataset."""
-        self._say(f"Call query_info_str_by_arch with arch={arch} and hp={hp}")
+        if self._verbose:
+            self._say(f"Call query_info_str_by_arch with arch={arch} and hp={hp}")
         index = self.query_index_by_arch(arch)
         if not self.fast_mode and (index < 0 or not self._ctx.recorded[index]):  # nats_bench warns, answers None
             warnings.warn(f"Find this arch-index : {index}, but this arch is not evaluated.", stacklevel=2)
@@ -411,11 +443,21 @@ class _NATSAPI:
 
     def get_net_config(self, index: int, dataset: str) -> dict[str, Any]:
         """The config of the network an arch was trained as on `dataset` (infer.tiny / infer.shape.tiny)."""
-        self._say(f"Call the get_net_config function with index={index}, dataset={dataset}.")
+        if self._verbose:
+            self._say(f"Call the get_net_config function with index={index}, dataset={dataset}.")
+        config = self._configs.get((index, dataset))
+        if config is not None and index in self.evaluated_indexes and index not in self._cache:
+            return dict(config)
         self._touch(index)
-        hp = self._ctx.arch_hps(index)[0]
-        results = self._cache[index][hp] if index in self._cache else self._results(index, hp)
-        return next(iter(results.query(dataset).values())).get_config(None)
+        if index in self._cache:
+            results = next(iter(self._cache[index].values()))
+            return next(iter(results.query(dataset).values())).get_config(None)
+        config = self._configs.get((index, dataset))
+        if config is None:  # nats_bench reads the first hp's first seed
+            hp = self._ctx.arch_hps(index)[0]
+            results = self._results(index, hp)
+            config = self._configs[index, dataset] = next(iter(results.query(dataset).values())).get_config(None)
+        return dict(config)
 
     def get_net_param(self, index: int, dataset: str, seed: int | None, hp: Any = _REQUIRED) -> Any:
         """Trained weights: not in nb360 tables; raises, naming NATS-Bench's -full archive that has them."""
@@ -423,7 +465,8 @@ class _NATSAPI:
 
     def clear_params(self, index: int, hp: Any = None) -> None:
         """Drop an arch's trained weights from memory (nb360 holds none; kept for nats_bench's interface)."""
-        self._say(f"Call clear_params with index={index} and hp={hp}")
+        if self._verbose:
+            self._say(f"Call clear_params with index={index} and hp={hp}")
         if index not in self.arch2infos_dict:
             warnings.warn(f"The {index}-th architecture is not in the benchmark data yet, no need to clear params.",
                           stacklevel=2)
@@ -438,7 +481,8 @@ class _NATSAPI:
 
     def reload(self, archive_root: Any = None, index: int | None = None) -> None:
         """Re-read an arch's records (all archs when index is None) from the table, dropping changed objects."""
-        self._say(f"Call reload with archive_root={archive_root} and index={index}")
+        if self._verbose:
+            self._say(f"Call reload with archive_root={archive_root} and index={index}")
         root = archive_root if archive_root is not None else self._archive_dir
         if root is None:
             raise InputError("Invalid archive_root : None (as nats_bench: without fast_mode there is no archive_dir "
@@ -462,8 +506,9 @@ class _NATSAPI:
         """The arch with the highest seed-mean accuracy on a set at the last epoch, within FLOP/param limits."""
         from .reference import find_best
 
-        self._say(f"Call find_best with dataset={dataset}, metric_on_set={metric_on_set}, hp={hp} | with #FLOPs < "
-                  f"{flop_max} and #Params < {param_max}")
+        if self._verbose:
+            self._say(f"Call find_best with dataset={dataset}, metric_on_set={metric_on_set}, hp={hp} | with #FLOPs < "
+                      f"{flop_max} and #Params < {param_max}")
         dataset, setname = _reference_remap(dataset, metric_on_set)
         if enforce_all is None:
             enforce_all = bool(self.fast_mode)
@@ -479,7 +524,8 @@ class _NATSAPI:
 
     def statistics(self, dataset: str, hp: Any) -> dict[int, int]:
         """{number of seeds: number of evaluated archs with that many seeds on `dataset` at `hp`}."""
-        self._say(f"Call the statistics function with dataset={dataset} and hp={hp}.")
+        if self._verbose:
+            self._say(f"Call the statistics function with dataset={dataset} and hp={hp}.")
         if dataset not in STOCK_DATASETS and dataset not in self._ctx.datasets:
             raise InputError(f"{dataset} not in {list(STOCK_DATASETS)} (nor a task of this table)")
         hp = str(hp)
