@@ -158,12 +158,14 @@ class NatsPlan {
   }
 
   // ArchResults.get_compute_costs (seed_pos -1) or one seed's costs and ResultsCount.get_times (seed_pos >= 0).
-  py::dict costs(std::int64_t arch, std::int64_t seed_pos) const {
+  // times=false: only flops, params and latency (what show() prints).
+  py::dict costs(std::int64_t arch, std::int64_t seed_pos, bool times) const {
     const auto positions = positions_for(arch, seed_pos);
     py::dict out;
     set_item(out, keys_[5], legacy_mean(positions, arch, flops_));
     set_item(out, keys_[6], legacy_mean(positions, arch, params_));
     set_item(out, keys_[7], latency_of(positions, arch));
+    if (!times) return out;
     // T-train@*: mean and sum of the recorded per-epoch train times (ResultsCount.get_times).
     const SetSpec& train = sets_[0];
     times_item(out, positions, [&](const RunView& v, double& mean, double& sum) {
@@ -405,7 +407,7 @@ void bind_nats_plan(py::module_& m) {
       .def("recorded", &NatsPlan::recorded, py::arg("arch"), "The seeds whose run records `arch`, in order.")
       .def("more_info", &NatsPlan::more_info, py::arg("arch"), py::arg("seed_pos"), py::arg("iepoch"))
       .def("metrics", &NatsPlan::metrics, py::arg("arch"), py::arg("set"), py::arg("seed_pos"), py::arg("iepoch"))
-      .def("costs", &NatsPlan::costs, py::arg("arch"), py::arg("seed_pos") = -1)
+      .def("costs", &NatsPlan::costs, py::arg("arch"), py::arg("seed_pos") = -1, py::arg("times") = true)
       .def("latency", &NatsPlan::latency, py::arg("arch"));
 }
 

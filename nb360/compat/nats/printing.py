@@ -29,7 +29,7 @@ def information_lines(information: Any, extra_info: Any = None, topology: bool =
     names = information.get_dataset_names()
     lines = [information.arch_str, f"datasets : {names}, extra-info : {extra_info}"]
     for dataset in names:
-        cost = information.get_compute_costs(dataset)
+        cost = information.get_compute_costs(dataset, False)  # the facade's ArchResults: no times needed here
         latency = cost["latency"]
         shown = f"{latency * 1000:.2f}" if latency is not None and latency > 0 else None
         lines.append(f"{dataset:14s} FLOP={cost['flops']:6.2f} M, Params={cost['params']:.3f} MB, "

@@ -72,12 +72,12 @@ class ArchResults:
         return seeds
 
     # ------------------------------------------------------------------ queries
-    def get_compute_costs(self, dataset: str) -> dict[str, Any]:
+    def get_compute_costs(self, dataset: str, _times: bool = True) -> dict[str, Any]:
         """flops, params, latency and T-<set>@epoch/@total, averaged over the seeds."""
         seeds = self._seeds(dataset)
         if self._fast():
-            try:
-                return self._source.ctx.plan(dataset, self._source.hp).c.costs(self.arch_index, -1)
+            try:  # _times=False (show's summary): only flops, params and latency
+                return self._source.ctx.plan(dataset, self._source.hp).c.costs(self.arch_index, -1, _times)
             except (KeyError, ValueError, IndexError) as exc:
                 raise translate(exc) from None
         results = [self.all_results[(dataset, s)] for s in seeds]
