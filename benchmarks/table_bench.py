@@ -5,6 +5,8 @@ epochs, ninapro-like; SYNTHETIC seeded values in the structure of the real fixtu
 it with nats_bench (PyPI) and, after `nb360 table import`, with nb360, and measures side by side:
 open time, peak RSS, single-query latency from Python, batched throughput, and a full traversal of
 every arch x epoch x metric. Each side runs in its own fresh process so RSS figures are its own.
+Then the NATS-Bench facade (nb360.compat.nats) against nats_bench, call by call in one process
+(benchmarks/_nats_facade.py).
 
 The cost of nb360's checksums (every chunk checked on first touch before a value is returned) is
 measured in the same nb360 process against a handle opened with verify=False (the same reader,
@@ -13,6 +15,7 @@ checking a whole run.
 
     .venv/bin/python benchmarks/table_bench.py            # full size (a few minutes, ~4 GB RAM peak)
     .venv/bin/python benchmarks/table_bench.py --quick    # 1,000 archs, for a smoke run
+    .venv/bin/python benchmarks/table_bench.py --facade-only   # only the facade figures
 """
 
 from __future__ import annotations
@@ -218,7 +221,14 @@ def worker_nats(source: str, num_archs: int) -> dict:
     return out
 
 
-WORKERS = {"generate": worker_generate, "import": worker_import, "nb360": worker_nb360, "nats": worker_nats}
+def worker_facade(sample: int) -> dict:
+    import _nats_facade
+
+    return _nats_facade.measure(WORK, sample)
+
+
+WORKERS = {"generate": worker_generate, "import": worker_import, "nb360": worker_nb360, "nats": worker_nats,
+           "facade": worker_facade}
 
 
 def run_worker(name: str, *args: object) -> dict:
@@ -292,6 +302,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="1,000 archs instead of 15,625")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="also print the raw measurements as JSON")
+    parser.add_argument("--facade-only", action="store_true",
+                        help="only the NATS-Bench facade figures (nb360.compat.nats vs nats_bench, per call)")
     args = parser.parse_args()
     if args.worker:
         name, *rest = args.worker
@@ -301,6 +313,15 @@ def main() -> None:
         return
     num_archs = 1000 if args.quick else 15625
     WORK.mkdir(parents=True, exist_ok=True)
+    print("measuring the NATS-Bench facade ...", file=sys.stderr)
+    facade = run_worker("facade", 200 if args.quick else 1000)
+    if args.facade_only:
+        import _nats_facade
+
+        if args.json:
+            print(json.dumps(facade, indent=2))
+        print(_nats_facade.report(facade) + f"\n\nMachine: {machine('nb360', 'nats_bench', 'numpy')}.")
+        return
     source = WORK / f"NATS-tss-synthetic-ninapro-{num_archs}.pickle.pbz2"
     table = WORK / f"synthetic-ninapro-{num_archs}.h5"
     gen_file = source.with_suffix(".json")
@@ -317,8 +338,10 @@ def main() -> None:
     print("measuring nats_bench ...", file=sys.stderr)
     nats = run_worker("nats", source, num_archs)
     if args.json:
-        print(json.dumps({"generate": gen, "import": imp, "nb360": ours, "nats": nats}, indent=2))
-    print(report(gen, imp, ours, nats, num_archs))
+        print(json.dumps({"generate": gen, "import": imp, "nb360": ours, "nats": nats, "facade": facade}, indent=2))
+    import _nats_facade
+
+    print(report(gen, imp, ours, nats, num_archs) + "\n\n" + _nats_facade.report(facade))
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import random
 
+import numpy as np
 import pytest
 
 from nats_records import FIXTURE_ARCHS, FIXTURE_DIR
@@ -151,3 +152,115 @@ def test_an_unchanged_nats_search_script_runs_on_both(apis) -> None:
         results.append(namespace["regularized_evolution"](backend, "cifar100", "200"))
     (b1, a1, t1), (b2, a2, t2) = results
     assert b1 == b2 and same(a1, a2) and same(t1, t2)
+
+
+# ---------------------------------------------------------------------------------------------- create(None, ...)
+def test_create_none_opens_the_default_table(fixture_table, tmp_path, monkeypatch) -> None:
+    home = tmp_path / "tables"
+    home.mkdir()
+    (home / "NATS-tss-v1_0-3ffb9.h5").symlink_to(fixture_table)
+    monkeypatch.setenv("NB360_TABLES", str(home))
+    api = nats.create(None, "tss", fast_mode=True, verbose=False)
+    assert api.filename == "NATS-tss-v1_0-3ffb9.h5" and api.get_more_info(11, "cifar10", hp="12")["train-loss"] > 0
+    assert nats.default_table("topology") == home / "NATS-tss-v1_0-3ffb9.h5"
+
+
+def test_create_none_without_a_table_names_both_places_and_the_fix(tmp_path, monkeypatch) -> None:
+    from nb360.errors import DataError
+
+    monkeypatch.delenv("NB360_TABLES", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    (tmp_path / "torch" / "NATS-sss-v1_0-50262-simple").mkdir(parents=True)
+    with pytest.raises(DataError) as info:
+        nats.create(None, "sss", fast_mode=True, verbose=False)
+    message = str(info.value)
+    assert "$NB360_TABLES is unset" in message and "~/.nb360/tables" in message
+    assert f"nb360 table import {tmp_path / 'torch' / 'NATS-sss-v1_0-50262-simple'}" in message
+    monkeypatch.setenv("NB360_TABLES", str(tmp_path / "elsewhere"))
+    with pytest.raises(DataError, match=r"\$NB360_TABLES=.*elsewhere"):
+        nats.create(None, "tss", fast_mode=True, verbose=False)
+
+
+def test_create_refuses_released_files_and_dicts_with_the_fix(tmp_path) -> None:
+    from nb360.errors import DataError
+
+    with pytest.raises(DataError, match="nb360 table import"):
+        nats.create(str(FIXTURE_DIR), "tss", fast_mode=True, verbose=False)
+    with pytest.raises(InputError, match="nb360 table import"):
+        nats.create({"meta_archs": []}, "tss")
+    with pytest.raises(InputError, match="invalid search space"):
+        nats.create(str(FIXTURE_DIR), "xss")
+
+
+def test_a_size_table_is_not_a_topology_api(tmp_path) -> None:
+    from nats_records import SSS_FIXTURE_DIR
+    from nb360.table.importer import import_nats
+
+    table = import_nats(SSS_FIXTURE_DIR, tmp_path / "sss.h5")
+    with pytest.raises(InputError, match="needs a nb201 table"):
+        nats.create(table, "tss")
+    assert nats.create(table, "size", verbose=False).is_size
+
+
+def test_nats_defaults_restores_hp_12_and_answers_as_nats_bench(fixture_table) -> None:
+    ref = nats_bench.create(str(FIXTURE_DIR), "tss", fast_mode=True, verbose=False)
+    api = nats.create(fixture_table, "tss", fast_mode=True, verbose=False, nats_defaults=True)
+    from nats_compare import same as assert_same
+
+    for call in (lambda x: x.get_more_info(11, "cifar100", is_random=False), lambda x: x.get_cost_info(0, "cifar10"),
+                 lambda x: x.simulate_train_eval(284, "cifar10")[:3], lambda x: x.query_info_str_by_arch(11),
+                 lambda x: x.query_by_index(11, "cifar10")):
+        random.seed(0)
+        r = call(ref)
+        random.seed(0)
+        assert_same(r, call(api))
+
+
+def test_what_nats_benchs_own_tests_do_runs_on_nb360(fixture_table, tmp_path, capsys) -> None:
+    """The calls NATS-Bench's tests/api_test.py makes (written anew), on both spaces' fixture tables."""
+    from nats_records import SSS_FIXTURE_DIR
+    from nb360.space import nb201
+    from nb360.table.importer import import_nats
+
+    sss_table = import_nats(SSS_FIXTURE_DIR, tmp_path / "sss.h5")
+    apis = [nats.NATStopology(fixture_table, True, False, nats_defaults=True),
+            nats.NATSsize(sss_table, True, False, nats_defaults=True)]
+    for api in apis:
+        for index in FIXTURE_ARCHS:
+            for dataset in ("cifar10", "cifar100", "ImageNet16-120"):
+                assert "train-loss" in api.get_more_info(index, dataset)
+                assert {"flops", "params", "latency", "T-train@epoch"} <= set(api.get_cost_info(index, dataset))
+                acc, latency, cost, total = api.simulate_train_eval(index, dataset=dataset, hp="12")
+                assert acc > 0 and latency > 0 and 0 < cost <= total
+                assert api.get_net_config(index, dataset)["name"] in ("infer.tiny", "infer.shape.tiny")
+                info_12 = api.get_cost_info(index, dataset, hp="12")
+                info_full = api.get_cost_info(index, dataset, hp=api.full_epochs_in_paper)
+                assert math.isclose(info_12["flops"], info_full["flops"], rel_tol=1e-4)
+            api.show(index)
+        best, accuracy = api.find_best("ImageNet16-120", "valid", hp="12", enforce_all=False)
+        assert best in FIXTURE_ARCHS and accuracy > 0
+        with pytest.raises(ValueError):
+            api.get_more_info(100000, "cifar10")
+    topology = apis[0]
+    data = topology.query_by_index(284, dataname="cifar10", hp=200)
+    assert data[777].get_train()["iepoch"] == 199 and len(data[777].train_acc1es) == 200
+    assert len({nb201.unique_str(topology[i]) for i in range(len(topology))}) == 6466
+    assert "epochs >>>" in capsys.readouterr().out
+
+
+def test_verbose_prints_a_line_per_call_and_silent_lookups_stay_exact(fixture_table, capsys) -> None:
+    api = nats.create(fixture_table, "tss", fast_mode=True, verbose=False)
+    a11 = api.arch(11)  # installs the compiled lookups
+    assert api.query_index_by_arch(a11) == 11 and api.arch(11) == a11 and capsys.readouterr().out == ""
+    api.verbose = True
+    assert api.arch(11) == a11 and api.query_index_by_arch(a11) == 11
+    api.get_more_info(11, "cifar10", hp="12")
+    out = capsys.readouterr().out
+    assert "Call the arch function with index=11" in out and "Call query_index_by_arch" in out
+    assert "Call the get_more_info function" in out
+    api.verbose = False
+    assert api.arch(11) == a11 and capsys.readouterr().out == ""
+    with pytest.raises(ValueError, match="invalid index"):
+        api.arch(15625)
+    assert api.query_index_by_arch(True) == 1 and api.query_index_by_arch(np.int64(3)) == -1  # as nats_bench

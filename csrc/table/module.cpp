@@ -21,6 +21,10 @@ namespace py = pybind11;
 using nb360::RunView;
 using nb360::TableFile;
 
+namespace nb360 {
+void bind_nats_plan(py::module_& m);  // nats_plan.cpp: NATS-Bench query semantics for nb360.compat.nats
+}
+
 namespace {
 
 using IndexArray = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>;
@@ -207,4 +211,6 @@ PYBIND11_MODULE(_table, m) {
       .def("verify_all", &RunView::verify_all, py::call_guard<py::gil_scoped_release>(),
            "Check every chunk of the run against its checksum.")
       .def("gather_scalars", &gather_scalars, py::arg("archs"), py::arg("index"));
+
+  nb360::bind_nats_plan(m);
 }

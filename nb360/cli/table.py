@@ -13,17 +13,22 @@ from . import BATCH, COUNT, EPOCHS, SEED, THREADS, WIDTH, WORKERS, add_common_op
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `table` subcommand group."""
     parser = subparsers.add_parser(
-        "table", help="import, inspect and query precomputed NB201 tables",
+        "table", help="import, inspect and query precomputed NB201 / NATS-Bench tables",
         description="Precomputed NAS-Bench-201 tables in nb360's memory-mapped HDF5 format (docs/table-format.md).")
     add_common_options(parser)
     sub = parser.add_subparsers(title="table commands", metavar="ACTION", required=True)
 
-    p = sub.add_parser("import", help="convert a released NATS-Bench / NAS-Bench-360 topology table",
-                       description="Convert a released topology table (the single NATS-tss-*.pickle.pbz2 file or a "
-                                   "NATS-tss-*-simple directory) into an nb360 table. Needs no nats_bench; unpickles "
-                                   "with a restricted unpickler that refuses anything but the released files' types.")
+    p = sub.add_parser("import", help="convert a released NATS-Bench / NAS-Bench-360 table (topology or size space)",
+                       description="Convert a released table of NATS-Bench's topology space (NATS-tss-*, the "
+                                   "NAS-Bench-360 files) or size space (NATS-sss-*): the single .pickle.pbz2 file or "
+                                   "the -simple directory, into an nb360 table. Needs no nats_bench; unpickles with a "
+                                   "restricted unpickler that refuses anything but the released files' types. Without "
+                                   "-o the table goes where nb360.compat.nats.create(None, ...) looks: "
+                                   "$NB360_TABLES/<base name>.h5, $NB360_TABLES defaulting to ~/.nb360/tables.")
     p.add_argument("source", help="the .pickle.pbz2 file (or decompressed .pickle) or the -simple directory")
-    p.add_argument("-o", "--output", required=True, help="the nb360 table to write (.h5)")
+    p.add_argument("-o", "--output",
+                   help="the nb360 table to write (.h5); default $NB360_TABLES/<base name of SOURCE>.h5, e.g. "
+                        "~/.nb360/tables/NATS-tss-v1_0-3ffb9.h5")
     p.add_argument("--tasks", nargs="+", metavar="TASK",
                    help="import only these datasets (e.g. cifar10-valid ninapro); default: all")
     add_common_options(p)
@@ -114,10 +119,14 @@ def _progress(iterable: Any, total: int) -> Any:
 
 def run_import(args: argparse.Namespace) -> int:
     """Convert a released table and print what was written."""
+    from ..compat.nats.location import default_output
     from ..table import Table
     from ..table.importer import import_nats
 
-    out = import_nats(args.source, args.output, tasks=args.tasks, progress=_progress)
+    output = args.output or default_output(args.source)
+    if not args.output:
+        output.parent.mkdir(parents=True, exist_ok=True)
+    out = import_nats(args.source, output, tasks=args.tasks, progress=_progress)
     table = Table.open(out)
     print(f"wrote {out} ({table.info()['size_bytes'] / 1e6:.1f} MB): {len(table.runs)} run groups, tasks "
           f"{', '.join(table.tasks)}")
@@ -214,7 +223,9 @@ def run_info(args: argparse.Namespace) -> int:
         optim = ", ".join(f"{k}={proto[k]}" for k in ("optimizer", "lr", "momentum", "nesterov", "weight_decay",
                                                         "schedule", "batch_size") if proto.get(k) is not None)
         if optim or network:
-            print(f"      protocol: {optim}; network C={network.get('channel')} N={network.get('num_cells')}")
+            shape = (f"network {network['name']} (channels per arch), cell {network.get('genotype')}"
+                     if network.get("name") else f"network C={network.get('channel')} N={network.get('num_cells')}")
+            print(f"      protocol: {optim}; {shape}")
         if proto.get("source"):
             print(f"      protocol source: {proto['source']}")
         if proto.get("data"):
@@ -225,7 +236,7 @@ def run_info(args: argparse.Namespace) -> int:
 def run_query(args: argparse.Namespace) -> int:
     """Print one arch's values."""
     from ..errors import MissingValueError
-    from ..space import nb201
+    from ..space import TABLE_SPACES
     from ..table import Table
 
     table = Table.open(args.path)
@@ -245,7 +256,7 @@ def run_query(args: argparse.Namespace) -> int:
             if args.metric:
                 raise
             values[metric] = None
-    result: dict[str, Any] = {"index": index, "arch": nb201.arch_str(index) if table.space == "nb201" else None,
+    result: dict[str, Any] = {"index": index, "arch": TABLE_SPACES[table.space].arch_str(index) if table.space in TABLE_SPACES else None,
                               "task": task, "hp": args.hp, "seeds": seeds, "epoch": epoch, "values": values}
     if not args.metric:
         result["cost"] = table.cost(index, hp=args.hp, task=task, seed=args.seed)

@@ -4,7 +4,8 @@
 `build(task, genotype=G)` the DARTS evaluation network of a DARTS-space genotype (20 cells, C=36 by
 default; auxiliary head, drop-path); `build(task, backbone="wrn" | "resnet1d" | "default")` a
 baseline backbone; `build_supernet(task)` the NB201 weight-sharing supernet and
-`build_darts_supernet(task)` the DARTS-space one. Input channels, output size and head come from the task card
+`build_darts_supernet(task)` the DARTS-space one; `SizeNetwork(channels, num_outputs)` is the network of
+NATS-Bench's size space. Input channels, output size and head come from the task card
 (a `TaskCard` or a task name). Counting: `count_parameters`, `count_flops`, `cost_model`.
 """
 
@@ -24,12 +25,13 @@ from .darts_search import DartsSupernet, MixWeights
 from .dense import TOPOLOGIES, topology_layout
 from .nb201 import InferCell, TinyNetwork
 from .resnet1d import ResNet1D
+from .sss import SizeNetwork
 from .supernet import SearchCell, Supernet
 from .wrn import DenseWideResNet, WideResNet
 
 __all__ = [
     "BACKBONES", "TOPOLOGIES", "CostModel", "DartsNetwork", "DartsSupernet", "DenseWideResNet", "InferCell",
-    "MixWeights", "ResNet1D", "SearchCell", "Supernet", "TinyNetwork",
+    "MixWeights", "ResNet1D", "SearchCell", "SizeNetwork", "Supernet", "TinyNetwork",
     "WideResNet", "build", "build_darts_supernet", "build_supernet", "cost_model", "count_flops", "count_parameters",
     "count_parameters_darts", "default_backbone", "expected_flops", "expected_params", "list_backbones",
 ]

@@ -147,6 +147,18 @@ def arch_str(index: int) -> str:
     return to_str(int(index))
 
 
+@functools.cache
+def _all_arch_strs() -> tuple[str, ...]:
+    by_code = [f"|{a}~0|+|{b}~0|{c}~1|+|{d}~0|{e}~1|{f}~2|" for a in OPS for b in OPS for c in OPS for d in OPS
+               for e in OPS for f in OPS]  # code order: the first edge varies slowest, as _POWERS encodes
+    return tuple(by_code[code] for code in _order()[0])
+
+
+def all_arch_strs() -> list[str]:
+    """The 15,625 arch strings in index order (the released files' meta_archs), built once."""
+    return list(_all_arch_strs())
+
+
 def to_matrix(arch: Arch) -> list[list[int]]:
     """The 4×4 op matrix of NATS-Bench's str2matrix: m[target][source] = op id (0 where no edge)."""
     m = [[0] * NUM_NODES for _ in range(NUM_NODES)]

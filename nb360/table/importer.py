@@ -1,8 +1,10 @@
-"""Imports the released NAS-Bench-360 / NATS-Bench topology tables into nb360's HDF5 format.
+"""Imports the released NAS-Bench-360 / NATS-Bench tables (topology and size spaces) into nb360's HDF5 format.
 
 Reads both released layouts without `nats_bench`: the single `*.pickle.pbz2` file
 (`{"meta_archs", "arch2infos": {index: {hp: ArchResults state}}, ...}`) and the `-simple`
-directory (`meta.pickle.pbz2` plus one `NNNNNN.pickle.pbz2` per arch). Unpickling runs code, and
+directory (`meta.pickle.pbz2` plus one `NNNNNN.pickle.pbz2` per arch). The space follows from
+`meta_archs`: 15,625 cell strings are the topology space (nb360.space.nb201, hp '12'/'200'),
+32,768 channel strings the size space (nb360.space.sss, hp '01'/'12'/'90'). Unpickling runs code, and
 these files come from the internet, so a restricted unpickler admits only the container and numpy
 types the released files contain.
 """
@@ -24,13 +26,13 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
-from ..errors import DataError, InputError
-from ..space import nb201
-from .protocols import protocol_for
-from .writer import RunData, write_table
 from .._files import sha256_file as _sha256_file
 from .._safe_pickle import NUMPY_GLOBALS
 from .._safe_pickle import RestrictedUnpickler as _SafeUnpickler
+from ..errors import DataError, InputError
+from ..space import nb201, sss
+from .protocols import protocol_for
+from .writer import RunData, write_table
 
 # The globals the released files reference (checked on the NATS-Bench fixtures: OrderedDict and
 # numpy scalars/dtypes; numpy arrays are admitted too, checked against their data by _safe_pickle).
@@ -85,7 +87,8 @@ class _RunAccumulator:
     capacity: int = 16
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     scalars: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
-    eval_names: list[str] = field(default_factory=list)
+    eval_names: list[str] = field(default_factory=list)  # every eval split seen in the records' keys
+    declared_eval_names: list[str] | None = None  # the records' own `eval_names` list (its order is NATS-Bench's)
     network: dict[str, Any] | None = None
 
     def row(self, arch: int) -> int:
@@ -122,9 +125,12 @@ class _RunAccumulator:
 class _ImportState:
     num_archs: int
     tasks: set[str] | None
+    space: Any = nb201  # the space module (nb201 or sss)
     runs: dict[tuple[str, str, int], _RunAccumulator] = field(default_factory=dict)
     nan_dropped: int = 0
     archs_seen: int = 0
+    datasets: list[str] = field(default_factory=list)  # in the order the source lists them
+    hps: list[str] = field(default_factory=list)
 
 
 def _as_float(value: Any) -> float | None:
@@ -188,6 +194,11 @@ def _add_record(state: _ImportState, arch: int, hp: str, task: str, seed: int, r
         acc = state.runs[key] = _RunAccumulator(task, hp, seed, epochs)
     if acc.epochs != epochs:
         raise DataError(f"{where}: {epochs} epochs, but other archs of this run record {acc.epochs}")
+    for order, value in ((state.datasets, task), (state.hps, hp)):
+        if value not in order:
+            order.append(value)
+    if acc.declared_eval_names is None and isinstance(rc.get("eval_names"), (list, tuple)):
+        acc.declared_eval_names = [str(n) for n in rc["eval_names"]]
     row = acc.row(arch)
     for source_key, metric in (("train_losses", "train-loss"), ("train_acc1es", "train-accuracy"),
                                ("train_acc5es", "train-accuracy5"), ("train_times", "train-time")):
@@ -223,7 +234,9 @@ def _add_record(state: _ImportState, arch: int, hp: str, task: str, seed: int, r
         if finite:
             values[row], present[row] = float(np.mean(finite)), True
     config = rc.get("arch_config") or {}
-    network = {k: config.get(k) for k in ("channel", "num_cells", "class_num")}
+    # The network facts every arch of the run shares (per-arch ones, the arch string, are the index's).
+    keys = ("channel", "num_cells", "class_num") if state.space is nb201 else ("name", "genotype", "class_num")
+    network = {k: config.get(k) for k in keys}
     if acc.network is None:
         acc.network = network
     elif acc.network != network:
@@ -238,7 +251,7 @@ def _add_arch(state: _ImportState, index: int, per_hp: dict[str, Any], meta_arch
         arch_str = arch_state.get("arch_str") if isinstance(arch_state, dict) else None
         if arch_str is None:
             raise DataError(f"arch {index} hp {hp}: not an ArchResults record")
-        nb360_index = nb201.index_of(arch_str)
+        nb360_index = state.space.index_of(arch_str)
         if meta_archs and meta_archs[index] != arch_str:
             raise DataError(f"arch {index}: record says {arch_str} but meta_archs says {meta_archs[index]}")
         for (task, seed), rc in arch_state.get("all_results", {}).items():
@@ -264,10 +277,12 @@ def _finish(state: _ImportState) -> list[RunData]:
             np.zeros((n, 0), dtype=bool)
         valid_split = "x-valid" if "x-valid" in acc.eval_names else ("ori-test" if "ori-test" in acc.eval_names
                                                                      else None)
+        declared = [n for n in acc.declared_eval_names or [] if n in acc.eval_names]
+        eval_names = declared + [n for n in acc.eval_names if n not in declared]
         runs.append(RunData(task=task, hp=hp, seed=seed, metrics=metrics, scalars=scalars,
                             arch_ids=np.fromiter(acc.rows, dtype=np.int64, count=n), curves=curves,
                             curves_present=present, scalar_values=scalar_values, scalars_present=scalar_present,
-                            valid_split=valid_split, time_kind="pseudo",
+                            valid_split=valid_split, time_kind="pseudo", eval_names=eval_names,
                             protocol=protocol_for(task, hp, acc.epochs, acc.network or {})))
     return runs
 
@@ -282,22 +297,35 @@ def _iter_simple_dir(src: Path, meta_archs: list[str]) -> Iterator[tuple[int, Pa
             yield index, src / entry
 
 
-def _check_meta(meta: Any, where: str) -> list[str]:
+_SPACES = {nb201.NUM_ARCHS: (nb201, "nats-tss", "the NB201 topology space"),
+           sss.NUM_ARCHS: (sss, "nats-sss", "the NATS-Bench size space")}
+
+
+def _check_meta(meta: Any, where: str) -> tuple[Any, list[str]]:
+    """The space module a meta_archs list belongs to, and the list, checked against nb360's index order."""
     if not isinstance(meta, dict) or "meta_archs" not in meta:
-        raise DataError(f"{where} is not a NATS-Bench topology table (no 'meta_archs')")
+        raise DataError(f"{where} is not a NATS-Bench table (no 'meta_archs')")
     archs = list(meta["meta_archs"])
-    if len(archs) != nb201.NUM_ARCHS:
-        raise DataError(f"{where} lists {len(archs)} archs; the NB201 topology space has {nb201.NUM_ARCHS}")
-    for i, a in enumerate(archs):
-        if nb201.index_of(a) != i:
-            raise DataError(f"{where}: arch {i} is {a}, which nb360 indexes as {nb201.index_of(a)}; the file does not "
-                            "follow the NAS-Bench-201 order")
-    return archs
+    if len(archs) not in _SPACES:
+        raise DataError(f"{where} lists {len(archs)} archs; NATS-Bench's topology space has {nb201.NUM_ARCHS} and "
+                        f"its size space {sss.NUM_ARCHS}")
+    space, _, name = _SPACES[len(archs)]
+    if archs == space.all_arch_strs():
+        return space, archs
+    try:  # find what differs, for the message
+        mismatch = next((i for i, a in enumerate(archs) if space.index_of(a) != i), None)
+    except InputError as exc:
+        raise DataError(f"{where}: {exc}; the file is not a table of {name}") from None
+    if mismatch is not None:
+        a = archs[mismatch]
+        raise DataError(f"{where}: arch {mismatch} is {a}, which nb360 indexes as {space.index_of(a)}; the file does "
+                        f"not follow the NATS-Bench order of {name}")
+    return space, archs
 
 
 def import_nats(src: str | os.PathLike, out: str | os.PathLike, tasks: Iterable[str] | None = None,
                 progress: Callable[[Iterable[Any], int], Iterable[Any]] | None = None) -> Path:
-    """Convert a released NATS-Bench / NAS-Bench-360 topology table (file or -simple dir) into an nb360 table."""
+    """Convert a released NATS-Bench / NAS-Bench-360 table (tss or sss; file or -simple dir) into an nb360 table."""
     src, out = Path(src), Path(out)
     progress = progress or (lambda it, total: it)
     state = _ImportState(num_archs=nb201.NUM_ARCHS, tasks=set(tasks) if tasks else None)
@@ -305,7 +333,8 @@ def import_nats(src: str | os.PathLike, out: str | os.PathLike, tasks: Iterable[
         meta_path = next((src / n for n in ("meta.pickle.pbz2", "meta.pickle") if (src / n).exists()), None)
         if meta_path is None:
             raise DataError(f"{src} is not a NATS-Bench -simple directory: meta.pickle.pbz2 is missing")
-        meta_archs = _check_meta(load_pickle(meta_path), str(meta_path))
+        state.space, meta_archs = _check_meta(load_pickle(meta_path), str(meta_path))
+        state.num_archs = state.space.NUM_ARCHS
         files = list(_iter_simple_dir(src, meta_archs))
         if not files:
             raise DataError(f"{src} holds no per-arch files (NNNNNN.pickle.pbz2)")
@@ -313,19 +342,20 @@ def import_nats(src: str | os.PathLike, out: str | os.PathLike, tasks: Iterable[
         for index, path in progress(files, len(files)):
             digest.update(f"{path.name}:{_sha256_file(path)}\n".encode())
             _add_arch(state, index, load_pickle(path), meta_archs)
-        provenance = {"source_file": src.name, "source_format": "nats-tss -simple directory",
+        provenance = {"source_file": src.name, "source_format": f"{_SPACES[state.num_archs][1]} -simple directory",
                       "source_sha256": _sha256_file(meta_path), "source_files_sha256": digest.hexdigest(),
                       "source_files": len(files) + 1}
     elif src.is_file():
         data = load_pickle(src)
-        meta_archs = _check_meta(data, str(src))
+        state.space, meta_archs = _check_meta(data, str(src))
+        state.num_archs = state.space.NUM_ARCHS
         arch2infos = data.get("arch2infos")
         if not isinstance(arch2infos, dict) or not arch2infos:
             raise DataError(f"{src} has no per-arch records ('arch2infos' is empty): it may be the meta file of a "
                             "-simple directory; import the directory instead")
         for index, per_hp in progress(sorted(arch2infos.items()), len(arch2infos)):
             _add_arch(state, int(index), per_hp, meta_archs)
-        provenance = {"source_file": src.name, "source_format": "nats-tss single file",
+        provenance = {"source_file": src.name, "source_format": f"{_SPACES[state.num_archs][1]} single file",
                       "source_sha256": _sha256_file(src)}
     else:
         raise DataError(f"table source not found: {src}")
@@ -335,5 +365,8 @@ def import_nats(src: str | os.PathLike, out: str | os.PathLike, tasks: Iterable[
     provenance.update({"importer": f"nb360 {__version__} nb360.table.importer", "archs_imported": state.archs_seen,
                        "nan_values_dropped": state.nan_dropped,
                        "note": "values as recorded by the source; times are NATS-Bench pseudo-times (time_kind)"})
-    return write_table(out, _finish(state), archs=[nb201.arch_str(i) for i in range(nb201.NUM_ARCHS)],
-                       provenance=provenance)
+    space_name = "nb201" if state.space is nb201 else "sss"
+    return write_table(out, _finish(state), archs=state.space.all_arch_strs(),
+                       space=space_name, provenance=provenance,
+                       source_layout={"format": _SPACES[state.num_archs][1], "datasets": state.datasets,
+                                      "hps": state.hps})

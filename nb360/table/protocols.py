@@ -33,9 +33,15 @@ for _name in ("cifar10-valid", "cifar10", "cifar100", "ImageNet16-120"):
                        "metric_note": "accuracy in %", "source": _NB201_SOURCE}
 
 
+_SSS_NOTE = ("NATS-Bench size space (network 'infer.shape.tiny', hp '01'/'12'/'90' = epochs of the cosine "
+             "schedule); the optimiser is assumed to be NAS-Bench-201's [uncertain]")
+
+
 def protocol_for(task: str, hp: str, epochs: int, network: dict[str, Any]) -> dict[str, Any]:
     """The protocol record of an imported run: known settings with their source, plus what the file holds."""
     known = dict(_BY_TASK.get(task, {"source": None}))
-    if hp != "200" and known.get("source"):
+    if network.get("name") == "infer.shape.tiny":
+        known["source"] = _SSS_NOTE + (f"; {known['source']}" if known.get("source") else "")
+    elif hp != "200" and known.get("source"):
         known["source"] += f"; the hp '{hp}' runs are assumed to use the same optimiser [uncertain]"
     return {"epochs": epochs, "hp": hp, **known, "network": network}

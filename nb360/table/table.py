@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import _table
 from ..errors import ClosedTableError, DataError, InputError, MissingValueError
-from ..space import nb201
+from ..space import for_table, nb201
 from .schema import RUN_DATASETS, metric_direction, split_of, validate_index
 
 _NO_SEED = object()
@@ -45,6 +45,7 @@ class RunInfo:
     sha256: dict[str, str]
     row_sharing: str = "none"
     chunk_checksums: dict[str, Any] | None = None  # {"address", "xxh64"} (header version 2)
+    eval_names: tuple[str, ...] = ()  # the source records' eval_names in their order (imported NATS tables)
 
 
 class _Run:
@@ -83,7 +84,7 @@ class Table:
                     time_kind=r.get("time_kind", "measured"), protocol=r.get("protocol", {}),
                     group=r.get("group", ""), datasets={k: int(v) for k, v in r["datasets"].items()},
                     sha256=r.get("sha256", {}), row_sharing=r.get("row_sharing", "none"),
-                    chunk_checksums=r.get("chunk_checksums"))
+                    chunk_checksums=r.get("chunk_checksums"), eval_names=tuple(r.get("eval_names", ())))
             for r in index["runs"])
         self._opened: dict[tuple[str, str, int], _Run] = {}
         self._selected: dict[tuple[Any, Any, Any], tuple[_Run, ...]] = {}
@@ -156,9 +157,14 @@ class Table:
         """Number of epochs recorded for (task, hp); hp defaults to the highest recorded."""
         return self._select(task, hp, None)[0].epochs
 
+    @property
+    def source_layout(self) -> dict[str, Any]:
+        """How the released source of an imported table was organised (format, dataset and hp order); {} if none."""
+        return dict(self._index.get("source_layout") or {})
+
     def info(self) -> dict[str, Any]:
         """File-level facts: schema, provenance, and every run group with its protocol."""
-        keys = ("schema_version", "space", "num_archs", "nb360_version", "created", "provenance")
+        keys = ("schema_version", "space", "num_archs", "nb360_version", "created", "provenance", "source_layout")
         out = {k: self._index.get(k) for k in keys}
         out["path"] = self.path
         out["size_bytes"] = self._file.size
@@ -249,12 +255,18 @@ class Table:
                 self._opened[key] = run
         return run
 
+    def run_view(self, task: str, hp: str, seed: int) -> _table.RunView:
+        """The compiled lookup object of one run group (for compiled callers such as nb360.compat.nats)."""
+        return self._select(task, hp, seed)[0].view
+
     def arch_index(self, arch: Any) -> int:
         """The index of an arch given as index, arch string or op tuple (validated)."""
         if type(arch) is int and 0 <= arch < self.num_archs:
             return arch
         if self.space == "nb201":
             return nb201.index_of(arch)
+        if self.space == "sss":
+            return for_table(self.space).index_of(arch)
         if isinstance(arch, (int, np.integer)) and 0 <= int(arch) < self.num_archs:
             return int(arch)
         raise InputError(f"arch {arch!r} is not an index in [0, {self.num_archs}) of this {self.space} table")

@@ -59,7 +59,7 @@ def _run_data(f: Any, entry: dict[str, Any]) -> RunData:
                    curves_present=arrays["curves_present"].astype(bool), scalar_values=arrays["scalars"],
                    scalars_present=arrays["scalars_present"].astype(bool), valid_split=entry.get("valid_split"),
                    time_kind=entry.get("time_kind", "measured"), protocol=entry.get("protocol", {}),
-                   row_sharing=entry.get("row_sharing", "none"))
+                   row_sharing=entry.get("row_sharing", "none"), eval_names=entry.get("eval_names"))
 
 
 def upgrade_table(path: str | os.PathLike, out: str | os.PathLike | None = None) -> Path:
@@ -86,7 +86,7 @@ def upgrade_table(path: str | os.PathLike, out: str | os.PathLike | None = None)
     provenance["upgraded"] = (f"{index.get('created')} table of nb360 {index.get('nb360_version')} (header version "
                               f"{version}) rewritten with checksums by nb360 {__version__} nb360 table upgrade")
     written = write_table(out, runs, archs=archs, space=index["space"], provenance=provenance,
-                          created=index.get("created"))
+                          created=index.get("created"), source_layout=index.get("source_layout"))
     # The rewrite must hold the very bytes that were checked: compare the new index's sha256s.
     with h5py.File(written, "r") as f:
         new = {(r["task"], str(r["hp"]), int(r["seed"])): r["sha256"]

@@ -15,8 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import checksums
-from .schema import (ARCHS_DATASET, INDEX_DATASET, RUN_DATASETS, SCHEMA_VERSION, USER_BLOCK_SIZE,
-                     run_group_path)
+from .schema import ARCHS_DATASET, INDEX_DATASET, RUN_DATASETS, SCHEMA_VERSION, USER_BLOCK_SIZE, run_group_path
 
 
 @dataclass
@@ -39,6 +38,8 @@ class RunData:
     # "isomorphism": archs that were not trained read the row of their isomorphism class's
     # representative (nb360.space.nb201.canonical) when that one was trained; "none": they are absent.
     row_sharing: str = "none"
+    # NATS-Bench's eval_names of the records, in their order (imported tables); None when not known.
+    eval_names: list[str] | None = None
 
     @property
     def epochs(self) -> int:
@@ -77,10 +78,13 @@ def _write_header(path: Path, index_address: int, index_bytes: bytes) -> None:
 
 
 def write_table(path: str | os.PathLike, runs: Sequence[RunData], *, archs: Sequence[str], space: str = "nb201",
-                provenance: dict[str, Any] | None = None, created: str | None = None) -> Path:
+                provenance: dict[str, Any] | None = None, created: str | None = None,
+                source_layout: dict[str, Any] | None = None) -> Path:
     """Write an nb360 table atomically (temp file, then rename) and return its path.
 
     `created` keeps an earlier creation time (nb360 table upgrade); by default it is now.
+    `source_layout` (imported tables) records how the released file was organised (its format and
+    the order of its datasets and fidelities) so the NATS-Bench facade can answer in that order.
     """
     import h5py
 
@@ -100,6 +104,8 @@ def write_table(path: str | os.PathLike, runs: Sequence[RunData], *, archs: Sequ
         "schema_version": SCHEMA_VERSION, "space": space, "num_archs": len(archs), "nb360_version": __version__,
         "created": created, "provenance": provenance, "checksums": checksums.index_entry(), "runs": [],
     }
+    if source_layout is not None:
+        index["source_layout"] = source_layout
     try:
         # libver v110: superblock v3 and v2 object headers, the subset csrc/table reads. Large datasets
         # are page-aligned so mapped lookups touch as few pages as possible.
@@ -119,6 +125,8 @@ def write_table(path: str | os.PathLike, runs: Sequence[RunData], *, archs: Sequ
             f.attrs["num_archs"] = len(archs)
             for key, value in provenance.items():
                 f.attrs[f"provenance_{key}"] = value if isinstance(value, (str, int, float)) else json.dumps(value)
+            if source_layout is not None:
+                f.attrs["source_layout"] = json.dumps(source_layout)
             width = max(len(a) for a in archs)
             archs_ds = f.create_dataset(ARCHS_DATASET, data=np.array([a.encode() for a in archs], dtype=f"S{width}"))
             index["archs_dataset"] = h5py.h5o.get_info(archs_ds.id).addr
@@ -180,6 +188,9 @@ def _write_run(f: Any, run: RunData, num_archs: int) -> dict[str, Any]:
         "time_kind": run.time_kind, "row_sharing": run.row_sharing, "protocol": run.protocol, "datasets": {},
         "sha256": {},
     }
+    if run.eval_names is not None:
+        entry["eval_names"] = list(run.eval_names)
+        group.attrs["eval_names"] = json.dumps(list(run.eval_names))
     for name in RUN_DATASETS:
         ds = group.create_dataset(name, data=arrays[name])  # contiguous, uncompressed: mmap-able
         entry["datasets"][name] = h5py.h5o.get_info(ds.id).addr
