@@ -52,6 +52,7 @@ def build_table(spec: BuildSpec, out: str | Path, *, work_dir: str | Path | None
     if executor not in EXECUTORS:
         raise InputError(f"unknown executor {executor!r}: choose {', '.join(EXECUTORS)}")
     out = Path(out)
+    spec.validate()
     data_provenance = _check_data(spec)
     work = WorkDir(work_dir or out.with_name(out.name + ".work"), spec, shard_size)
     started = _started(work)

@@ -103,7 +103,10 @@ def merge(work: WorkDir, out: str | Path, started: str, data_provenance: dict[st
                                             "arch reads its class representative's row") if spec.archs == "unique"
         else None,
         "build": spec.to_dict(), "data": data_provenance, "environment": environment(spec.device),
-        "times": "measured wall-clock seconds on the device above (train: one epoch; eval: one pass)",
+        "times": ("measured wall-clock seconds on the device above (train: one epoch; eval: one pass)" if spec.stack <= 1
+                  else f"measured wall-clock seconds on the device above (train: one epoch; eval: one pass) of stacks "
+                       f"of up to {spec.stack} archs trained together, apportioned to each arch in proportion to its "
+                       "FLOPs; latency measured per arch alone"),
         "source": "trained by nb360 table build",
     }
     runs = [run_data(spec, seed, work.records(seed), protocol) for seed in spec.seeds]

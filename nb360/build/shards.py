@@ -47,6 +47,7 @@ class WorkDir:
                 existing = json.loads(spec_file.read_text())
             except json.JSONDecodeError:
                 raise DataError(f"{spec_file} is corrupt; delete the work directory to start the build afresh") from None
+            existing.get("spec", {}).setdefault("stack", 1)  # written before stacking existed: one at a time
             if existing != identity:
                 changed = sorted(k for k in set(existing.get("spec", {})) | set(identity["spec"])
                                  if existing.get("spec", {}).get(k) != identity["spec"].get(k))
@@ -59,7 +60,7 @@ class WorkDir:
 
     def plan(self) -> list[Shard]:
         """Every shard of the build, seed by seed."""
-        archs = self.spec.arch_list()
+        archs = self.spec.shard_order()
         return [Shard(seed, k // self.shard_size, tuple(archs[k:k + self.shard_size]))
                 for seed in self.spec.seeds for k in range(0, len(archs), self.shard_size)]
 

@@ -34,6 +34,8 @@ class BuildSpec:
     eval_batch_size: int | None = None
     device: str = "cpu"
     threads: int = 1  # torch threads per worker process
+    # archs trained together as one stacked computation (nb360.build.batched); 1 = one at a time (the reference)
+    stack: int = 16
     latency_batch: int = 1  # batch size of the measured inference latency
     latency_repeats: int = 20
     robust: dict[str, Any] = field(default_factory=lambda: {"fgsm_eps": 8 / 255, "pgd_eps": 8 / 255, "pgd_steps": 10})
@@ -61,6 +63,17 @@ class BuildSpec:
             raise InputError(f"--archs {spec!r} selects no arch or arch {bad[:1]} outside 0..{nb201.NUM_ARCHS - 1}")
         return out
 
+    def shard_order(self) -> list[int]:
+        """The archs in shard-plan order: ascending, or, when stacking, by operations (edge 0 first).
+
+        Stacked archs that take the same operation on an edge share one computation there, so sorting puts
+        archs with common edges into the same shards and stacks; every arch's record is the same either way.
+        """
+        archs = self.arch_list()
+        if self.stack > 1:
+            archs.sort(key=lambda a: (nb201.op_ids(a), a))
+        return archs
+
     def train_config(self, seed: int) -> TrainConfig:
         """The training protocol for one seed."""
         return TrainConfig(epochs=self.epochs, batch_size=self.batch_size, lr=self.lr, momentum=self.momentum,
@@ -73,10 +86,17 @@ class BuildSpec:
         d["seeds"] = list(self.seeds)
         return d
 
+    def validate(self) -> None:
+        """Raise InputError on settings no build can run with."""
+        if self.stack < 1:
+            raise InputError(f"--stack must be >= 1 (1 trains one arch at a time), got {self.stack}")
+        if self.threads < 1:
+            raise InputError(f"--threads must be >= 1, got {self.threads}")
+
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BuildSpec:
-        """Inverse of to_dict."""
-        d = dict(d)
+        """Inverse of to_dict (a spec written before stacking existed trained one arch at a time)."""
+        d = {"stack": 1, **d}
         d["seeds"] = tuple(d["seeds"])
         return cls(**d)
 

@@ -64,6 +64,9 @@ def device_arg(value: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the nb360 command line; return the exit status."""
+    from ..cpu import prefer_passive_wait
+
+    prefer_passive_wait()  # before anything imports torch: sleeping, not spinning, OpenMP waits (nb360.cpu)
     try:
         parser = build_parser()
     except Nb360Error as exc:  # e.g. a broken build detected at import time

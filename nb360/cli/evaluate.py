@@ -77,7 +77,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="point-2D WRN pooling: NB360's rules (default) or global average pooling")
     parser.add_argument("--eval-every", type=int, default=1, metavar="K",
                         help="evaluate on the test split every K epochs and after the last (default 1)")
-    parser.add_argument("--threads", type=int, metavar="T", help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=int, metavar="T",
+                        help="torch CPU threads (default: torch's choice, one per core; the float rounding depends "
+                             "on it). OpenMP threads sleep while they wait (OMP_WAIT_POLICY=PASSIVE unless set), so "
+                             "a shared machine slows training only in proportion to the cores it gets")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--json", action="store_true", help="print results.json instead of the table")
     add_common_options(parser)

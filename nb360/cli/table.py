@@ -60,6 +60,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--weight-decay", type=float, default=5e-4, help="weight decay (default 5e-4)")
     p.add_argument("--device", default="cpu", type=device_arg, help="cpu or cuda[:k] (default cpu)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker (default 1)")
+    p.add_argument("--stack", type=int, default=16, metavar="K",
+                   help="archs trained together as one stacked computation (default 16; 1 = one at a time, the "
+                        "reference): each arch keeps its own initialisation, data order and optimiser state, and "
+                        "its record equals the one-at-a-time record up to float rounding")
     p.add_argument("--loader-option", action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the task's data loader, e.g. sub=2 for Darcy Flow (repeatable)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -140,7 +144,8 @@ def run_build(args: argparse.Namespace) -> int:
     spec = BuildSpec(task=args.task, data_root=args.data_root, epochs=args.epochs, seeds=tuple(args.seeds),
                      archs=args.archs, channels=args.channels, cells=args.cells, batch_size=args.batch_size,
                      lr=args.lr, weight_decay=args.weight_decay, device=args.device, threads=args.threads,
-                     loader_options=_key_values(args.loader_option))
+                     stack=args.stack, loader_options=_key_values(args.loader_option))
+    spec.validate()
     out = build_table(spec, args.output, work_dir=args.work_dir, shard_size=args.shard_size, executor=args.executor,
                       workers=args.workers, ray_address=args.ray_address, progress=not args.no_progress)
     table = Table.open(out)
