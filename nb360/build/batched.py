@@ -5,6 +5,9 @@ same data order (the loader is seeded by the build seed, as alone), and has its 
 elementwise over the stacked parameters); the loss is the sum of the K archs' own losses, so each arch's
 gradient is its own. Its record therefore equals the one-at-a-time record up to float rounding (grouped
 convolutions and batched reductions sum in other orders; `tests/test_build_batched.py` states the tolerance).
+One difference that never reaches a record: a parameter that gets no gradient alone (a branch feeding no
+output, e.g. a convolution into a node whose outgoing edges are all `none`) is skipped by SGD alone but
+weight-decayed in the stack, where its slice of a stacked tensor gets a zero gradient.
 
 Times: the stack's measured time of each epoch (training, and each evaluation) is apportioned to the archs
 in proportion to their FLOPs (the whole network's, so never zero); `wall-time` is the stack's training
