@@ -167,3 +167,24 @@ def test_classification_build_records_clean_and_adversarial_accuracy(tmp_path) -
         assert 0.0 <= value <= 100.0
     assert t.query(1, "ori-test-accuracy_clean", hp="1") == pytest.approx(t.query(1, "ori-test-accuracy", hp="1"))
     assert t.query(0, "ori-test-accuracy_pgd", hp="1") <= t.query(0, "ori-test-accuracy_clean", hp="1")
+
+
+def test_builds_of_two_fidelities_merge_into_one_table(darcy_root, tmp_path) -> None:
+    low = tiny_spec(darcy_root, archs="unique-sample:3:1", epochs=1)
+    build_table(low, tmp_path / "hp1.h5", work_dir=tmp_path / "hp1.work", progress=False)
+    with pytest.raises(InputError, match="not finished"):
+        WorkDir(tmp_path / "empty.work", tiny_spec(darcy_root, epochs=3), 2)
+        build_table(tiny_spec(darcy_root, archs="unique-sample:3:1"), tmp_path / "x.h5", progress=False,
+                    merge_with=[tmp_path / "empty.work"])
+    with pytest.raises(InputError, match="twice"):
+        build_table(low, tmp_path / "again.h5", work_dir=tmp_path / "hp1.work", progress=False,
+                    merge_with=[tmp_path / "hp1.work"])
+    t = Table.open(build_table(tiny_spec(darcy_root, archs="unique-sample:3:1"), tmp_path / "both.h5",
+                               progress=False, merge_with=[tmp_path / "hp1.work"]))
+    assert sorted((r.hp, r.epochs) for r in t.runs) == [("1", 1), ("2", 2)]
+    trained = tiny_spec(darcy_root, archs="unique-sample:3:1").arch_list()
+    assert len(trained) == 3 and all(a in nb201.unique_indices() for a in trained)
+    for hp in ("1", "2"):
+        assert np.isfinite(t.query_batch(trained, "ori-test-rel_l2", -1, hp=hp)).all()
+    with pytest.raises(InputError, match="unique-sample"):
+        tiny_spec(darcy_root, archs="unique-sample:x").arch_list()

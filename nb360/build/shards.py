@@ -58,6 +58,18 @@ class WorkDir:
         else:
             _atomic_write(spec_file, json.dumps(identity, indent=2, sort_keys=True))
 
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> WorkDir:
+        """An existing work directory, with the spec and shard size it was created with."""
+        spec_file = Path(path) / "spec.json"
+        try:
+            identity = json.loads(spec_file.read_text())
+            return cls(path, BuildSpec.from_dict(identity["spec"]), identity["shard_size"])
+        except FileNotFoundError:
+            raise InputError(f"{path} is not a table-build work directory (no spec.json)") from None
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise DataError(f"{spec_file} is corrupt") from None
+
     def plan(self) -> list[Shard]:
         """Every shard of the build, seed by seed."""
         archs = self.spec.shard_order()

@@ -22,7 +22,7 @@ class BuildSpec:
     data_root: str
     epochs: int  # the fidelity, hp
     seeds: tuple[int, ...] = (777,)
-    archs: str = "all"  # "all", "unique", or a range "A-B" / "A:B" / a comma list of indices
+    archs: str = "all"  # "all", "unique", "unique-sample:N[:SEED]", or a range "A-B" / "A:B" / a comma list of indices
     channels: int = 16  # C
     cells: int = 5  # N
     batch_size: int = 256
@@ -48,6 +48,8 @@ class BuildSpec:
             return list(range(nb201.NUM_ARCHS))
         if spec == "unique":
             return list(nb201.unique_indices())
+        if spec.startswith("unique-sample:"):
+            return _unique_sample(spec)
         try:
             if "," in spec:
                 out = sorted({int(x) for x in spec.split(",") if x.strip()})
@@ -56,8 +58,8 @@ class BuildSpec:
                 lo, _, hi = spec.partition(sep)
                 out = list(range(int(lo), int(hi) + (1 if sep == "-" else 0))) if hi else [int(lo)]
         except ValueError:
-            raise InputError(f"--archs {spec!r}: use all, unique, a range A-B (inclusive) or A:B, or a list "
-                             "i,j,k") from None
+            raise InputError(f"--archs {spec!r}: use all, unique, unique-sample:N[:SEED], a range A-B (inclusive) "
+                             "or A:B, or a list i,j,k") from None
         bad = [a for a in out if not 0 <= a < nb201.NUM_ARCHS]
         if bad or not out:
             raise InputError(f"--archs {spec!r} selects no arch or arch {bad[:1]} outside 0..{nb201.NUM_ARCHS - 1}")
@@ -103,3 +105,18 @@ class BuildSpec:
     def save(self, path: Path) -> None:
         """Write spec.json (the work directory's identity)."""
         path.write_text(json.dumps(self.to_dict(), indent=2, sort_keys=True))
+
+
+def _unique_sample(spec: str) -> list[int]:
+    """`unique-sample:N[:SEED]`: N distinct cells (isomorphism-class representatives) drawn uniformly with SEED."""
+    import random
+
+    parts = spec.split(":")[1:]
+    try:
+        n, seed = int(parts[0]), int(parts[1]) if len(parts) > 1 else 0
+    except (ValueError, IndexError):
+        raise InputError(f"--archs {spec!r}: write unique-sample:N or unique-sample:N:SEED") from None
+    unique = nb201.unique_indices()
+    if not 1 <= n <= len(unique) or len(parts) > 2:
+        raise InputError(f"--archs {spec!r}: N must be between 1 and {len(unique)}")
+    return sorted(random.Random(seed).sample(list(unique), n))

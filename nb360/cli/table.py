@@ -46,7 +46,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[777], help="training seeds (default 777)")
     p.add_argument("--archs", default="all",
                    help="all (15,625), unique (6,466 isomorphism classes; the others share their class's row), "
-                        "a range A-B, or a list i,j,k (default all)")
+                        "unique-sample:N[:SEED] (N of those classes drawn uniformly, seed 0 by default; their "
+                        "members share their rows), a range A-B, or a list i,j,k (default all)")
     p.add_argument("-o", "--output", required=True, help="the table to write (.h5)")
     p.add_argument("--work-dir", help="where shards are kept (default: OUTPUT.work)")
     p.add_argument("--executor", default="local", choices=["local", "ray"], help="local processes (default) or Ray")
@@ -66,6 +67,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "its record equals the one-at-a-time record up to float rounding")
     p.add_argument("--loader-option", action="append", default=[], metavar="KEY=VALUE",
                    help="an option of the task's data loader, e.g. sub=2 for Darcy Flow (repeatable)")
+    p.add_argument("--merge-with", nargs="+", default=[], metavar="WORK_DIR",
+                   help="work directories of other finished builds on the same data (other --epochs or seeds) whose "
+                        "runs the output table holds too: a multi-fidelity table")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_common_options(p)
     p.set_defaults(func=run_build)
@@ -147,11 +151,13 @@ def run_build(args: argparse.Namespace) -> int:
                      stack=args.stack, loader_options=_key_values(args.loader_option))
     spec.validate()
     out = build_table(spec, args.output, work_dir=args.work_dir, shard_size=args.shard_size, executor=args.executor,
-                      workers=args.workers, ray_address=args.ray_address, progress=not args.no_progress)
+                      workers=args.workers, ray_address=args.ray_address, progress=not args.no_progress,
+                      merge_with=args.merge_with)
     table = Table.open(out)
     info = table.info()
-    print(f"wrote {out} ({info['size_bytes'] / 1e6:.2f} MB): {table.tasks[0]}, hp {args.epochs}, seeds "
-          f"{', '.join(map(str, args.seeds))}, {info['runs'][0]['rows']} archs trained")
+    hps = sorted({r["hp"] for r in info["runs"]}, key=int)
+    print(f"wrote {out} ({info['size_bytes'] / 1e6:.2f} MB): {table.tasks[0]}, hp {', '.join(hps)}, seeds "
+          f"{', '.join(map(str, args.seeds))}, {info['runs'][0]['rows']} archs trained per run")
     return 0
 
 
