@@ -1,6 +1,6 @@
 """How reproducible is an embedded-table protocol? Seed noise, rebuild noise and the ranking of the top cells.
 
-Trains a sample of distinct NB201 cells (the v1 embedded table's best 24 plus 24 drawn at random, seeded)
+Trains a sample of distinct NB201 cells (the v1 embedded table's best 16 plus 16 drawn at random, seeded)
 on the embedded Darcy Flow data under each candidate protocol, with `nb360 table build` itself:
 three seeds with the batched builder, and seed 0 again one arch at a time (a rebuild through other
 float arithmetic: grouped vs single convolutions, as a rebuild on another CPU differs). Prints, per protocol:
@@ -34,7 +34,7 @@ PROTOCOLS = {"lr0.05-hp4": {"lr": 0.05, "epochs": 4}, "lr0.02-hp4": {"lr": 0.02,
 METRIC = "ori-test-rel_l2"
 
 
-def sample_cells(n_top: int = 24, n_random: int = 24, seed: int = 0) -> list[int]:
+def sample_cells(n_top: int = 16, n_random: int = 16, seed: int = 0) -> list[int]:
     """The v1 table's best n_top cells and n_random other distinct cells, drawn with `seed`."""
     from nb360.space import nb201
     from nb360.table import Table
@@ -58,7 +58,7 @@ def build(name: str, cells: list[int], protocol: dict, seeds: tuple[int, ...], s
                      stack=stack)
     out = Path(args.work) / f"{name}.h5"
     if not out.exists():
-        build_table(spec, out, work_dir=Path(args.work) / f"{name}.work", shard_size=48, workers=args.workers,
+        build_table(spec, out, work_dir=Path(args.work) / f"{name}.work", shard_size=32, workers=args.workers,
                     progress=False)
     table = Table.open(out)
     hp = str(protocol["epochs"])

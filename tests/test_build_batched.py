@@ -2,8 +2,8 @@
 
 Tolerances (what "equal" means here): the stacked network computes the same sums in other orders
 (grouped vs single convolutions, batched reductions, box-mean pooling as a depthwise convolution), so
-- one forward/backward/SGD step agrees with the per-arch networks to float32 rounding (outputs and
-  parameters to 1e-5, the outputs of the stepped networks to 1e-4);
+- one forward/backward/SGD step agrees with the per-arch networks to float32 rounding (outputs to 1e-5;
+  the stepped parameters and their outputs to 1e-4, the step being 0.1 x gradients of up to ~10^3);
 - whole training runs are compared in float64, where the records (every curve value after 2 epochs)
   agree to 1e-9 relative. In float32 the same rounding differences can grow along a training run: in
   measured runs most cells agreed to 1e-6 after 4 epochs, while chaotic ones moved by percents, as a rerun
@@ -76,7 +76,7 @@ def test_one_step_of_the_stack_equals_each_network_alone(task, shape) -> None:
     for k, (trained, reference) in enumerate(zip(nets, alone)):
         for (name, a), b in zip(trained.state_dict().items(), reference.state_dict().values()):
             if (k, name) not in dead:
-                torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5, msg=name)
+                torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
         torch.testing.assert_close(trained(x), reference(x), atol=1e-4, rtol=1e-4)
 
 

@@ -144,6 +144,46 @@ def _stack_op(ops: list[nn.Module]) -> nn.Module | None:
     raise InputError(f"stacking does not support the operation {type(first).__name__} here")
 
 
+class _Gather(torch.autograd.Function):
+    """The input of each op group on an edge: `src[:, members]` per group, with a backward of two copies.
+
+    Autograd's own backward of k `index_select`s is k zero-filled full-size tensors, k scatters and k - 1
+    sums; the groups of an edge take disjoint archs, so the gradient is one concatenation (zeros for the
+    `none` archs) put back in arch order by one permutation: the same values, in two passes over memory.
+    """
+
+    @staticmethod
+    def forward(ctx, src, inverse, none_count, *members):  # type: ignore[override]
+        ctx.save_for_backward(inverse)
+        ctx.none_count, ctx.sizes = none_count, [len(m) for m in members]
+        return tuple(src.index_select(1, m) for m in members)
+
+    @staticmethod
+    def backward(ctx, *grads):  # type: ignore[override]
+        (inverse,) = ctx.saved_tensors
+        ref = next(g for g in grads if g is not None)
+        parts = [g if g is not None else ref.new_zeros((ref.shape[0], n, *ref.shape[2:]))
+                 for g, n in zip(grads, ctx.sizes)]
+        if ctx.none_count:
+            parts.append(ref.new_zeros((ref.shape[0], ctx.none_count, *ref.shape[2:])))
+        return (torch.cat(parts, 1).index_select(1, inverse), None, None, *([None] * len(ctx.sizes)))
+
+
+class _Scatter(torch.autograd.Function):
+    """The edge output in arch order from the groups' outputs (zeros for `none`); backward: one gather per group."""
+
+    @staticmethod
+    def forward(ctx, inverse, none_count, members, *parts):  # type: ignore[override]
+        ctx.members = members
+        if none_count:
+            parts = (*parts, parts[0].new_zeros((parts[0].shape[0], none_count, *parts[0].shape[2:])))
+        return torch.cat(parts, 1).index_select(1, inverse)
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        return (None, None, None, *(grad.index_select(1, m) for m in ctx.members))
+
+
 class _Cell(nn.Module):
     """K InferCells (any ops): per edge, the archs grouped by operation, each group computed once.
 
@@ -198,13 +238,11 @@ class _Cell(nn.Module):
             y = self.ops[plan[1]](src.reshape(b, self.K * channels, *spatial))
             return y.view(b, self.K, self.C_out, *spatial)
         _, groups, zeros, inverse = plan
-        parts = []
-        for op_index, members, size in groups:
-            part = src.index_select(1, getattr(self, members)).reshape(b, size * channels, *spatial)
-            parts.append(self.ops[op_index](part).view(b, size, self.C_out, *spatial))
-        if zeros:
-            parts.append(src.new_zeros(b, zeros, self.C_out, *spatial))
-        return torch.cat(parts, 1).index_select(1, getattr(self, inverse))
+        members = [getattr(self, name) for _, name, _ in groups]
+        inputs = _Gather.apply(src, getattr(self, inverse), zeros, *members)
+        parts = [self.ops[op_index](part.reshape(b, size * channels, *spatial)).view(b, size, self.C_out, *spatial)
+                 for (op_index, _, size), part in zip(groups, inputs)]
+        return _Scatter.apply(getattr(self, inverse), zeros, members, *parts)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, spatial = x.shape[0], x.shape[2:]
