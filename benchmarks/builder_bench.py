@@ -9,6 +9,10 @@ Cells per minute on a 2-core machine with two workers = 2 x 60 / (CPU seconds pe
 cores are free.
 
   .venv/bin/python benchmarks/builder_bench.py --data .embedded-build/data [--cells 16] [--stacks 4 8 16]
+
+`--steps-only` times training steps alone at NB201's shape (C=16, N=5, 3x32x32 inputs, 100 classes, batch
+256; SYNTHETIC random inputs and labels, speed only), K archs one after another vs stacked, on `--device`
+(the GPU figure of the issue: `--steps-only --device cuda`, run by benchmarks/gpu_check.sh).
 """
 
 from __future__ import annotations
@@ -23,14 +27,72 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
 
 
+def steps_only(args: argparse.Namespace) -> None:
+    """Training-step time per arch: K NB201 networks one after another vs one stack of K."""
+    import torch
+    import torch.nn.functional as F
+
+    from nb360.build.spec import BuildSpec
+    from nb360.models import build
+    from nb360.models.stacked import StackedNB201
+
+    device = torch.device(args.device)
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    archs = BuildSpec(task="cifar100", data_root="", epochs=1, archs="unique", stack=16).shard_order()[args.start:]
+    x = torch.randn(args.batch, 3, 32, 32, device=device)
+    y = torch.randint(0, 100, (args.batch,), device=device)
+
+    def timed(models: list, stacked: bool) -> float:
+        opts = [torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9, nesterov=True, weight_decay=5e-4)
+                for m in models]
+        for rep in range(args.repeats + 1):
+            if rep == 1:  # the first round warms up (allocator, cuDNN / oneDNN primitives)
+                sync()
+                start = time.perf_counter()
+            for model, opt in zip(models, opts):
+                opt.zero_grad(set_to_none=True)
+                out = model(x)
+                if stacked:
+                    k = out.shape[1]
+                    loss = F.cross_entropy(out.reshape(-1, 100), y.repeat_interleave(k), reduction="none").view(-1, k)
+                    loss.mean(0).sum().backward()
+                else:
+                    F.cross_entropy(out, y).backward()
+                opt.step()
+        sync()
+        return (time.perf_counter() - start) / args.repeats
+
+    print(f"machine: {machine('torch')}; device {device}"
+          f"{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}; C={args.C}, "
+          f"N={args.N}, batch {args.batch}, 3x32x32, SYNTHETIC data", flush=True)
+    print("| K | one at a time, ms per arch-step | stacked, ms per arch-step | speed-up |")
+    print("|---|---|---|---|")
+    for k in args.stacks:
+        nets = [build("cifar100", arch=a, C=args.C, N=args.N).to(device) for a in archs[:k]]
+        alone = timed(nets, False) / k
+        stacked = timed([StackedNB201(nets).to(device)], True) / k
+        print(f"| {k} | {1000 * alone:.1f} | {1000 * stacked:.1f} | {alone / stacked:.2f}× |", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", required=True, help="a generated Darcy Flow set (nb360 data generate darcyflow)")
+    parser.add_argument("--data", help="a generated Darcy Flow set (nb360 data generate darcyflow)")
+    parser.add_argument("--steps-only", action="store_true", help="training steps at NB201's shape (see above)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("-C", type=int, default=16)
+    parser.add_argument("-N", type=int, default=5)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--cells", type=int, default=16)
     parser.add_argument("--stacks", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--start", type=int, default=2000, help="where in the stacked shard order the block starts")
     parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args()
+    if args.steps_only:
+        steps_only(args)
+        return
+    if not args.data:
+        parser.error("--data is required (or --steps-only)")
 
     import torch
 

@@ -14,7 +14,10 @@ float arithmetic: grouped vs single convolutions, as a rebuild on another CPU di
   replaced by its rebuild.
 
   .venv/bin/python benchmarks/embedded_study.py --data .embedded-build/data --work .embedded-build/study
-Resumable: each build keeps its work directory.
+
+`--rebuild-top-of TABLE` instead rebuilds a built table's 50 best cells (three-seed mean) for seed 777 one
+arch at a time, and reports the largest difference and how many of the 50 keep their rank when seed 777
+is replaced by its rebuild. Resumable: each build keeps its work directory.
 """
 
 from __future__ import annotations
@@ -84,13 +87,53 @@ def analyse(cells: list[int], stacked: dict[int, dict], rebuilt: dict[int, dict]
                                                 np.argsort(np.argsort(runs[1:].mean(0))))[0, 1])}
 
 
+def rebuild_check(table_path: str, args, top: int = 50, hp: str = "4", seed: int = 777) -> dict:
+    """Rebuild a built table's `top` cells (by seed mean) for one seed one arch at a time; compare with the table."""
+    from nb360.table import Table
+
+    table = Table.open(table_path)
+    run = next(r for r in table.runs if r.hp == hp and r.seed == seed)
+    build_spec = run.protocol["build"]
+    ids = table.arrays(hp=hp, seed=seed)[0]
+    seeds = table.seeds(hp)
+    values = np.array([table.query_batch(ids, METRIC, -1, hp=hp, seed=s) for s in seeds])
+    mean = values.mean(0)
+    order = np.argsort(mean)
+    cells = sorted(int(a) for a in ids[order[:top]])
+    protocol = {"lr": build_spec["lr"], "epochs": build_spec["epochs"]}
+    args.data = build_spec["data_root"]
+    again = build(f"rebuild-top{top}-seed{seed}", cells, protocol, (seed,), 1, args)[seed]
+    row = seeds.index(seed)
+    rebuilt = values.copy()
+    rebuilt[row] = [again.get(int(a), values[row, i]) for i, a in enumerate(ids)]
+    diff = np.array([abs(again[a] - values[row, list(ids).index(a)]) for a in cells])
+    new_order = np.argsort(rebuilt.mean(0))
+    old_rank = {int(ids[i]): r for r, i in enumerate(order)}
+    new_rank = {int(ids[i]): r for r, i in enumerate(new_order)}
+    top_cells = [int(ids[i]) for i in order[:top]]
+    return {"cells": len(cells), "seed": seed, "max_abs_diff": float(diff.max()),
+            "max_rel_diff": float((diff / np.array([again[a] for a in cells])).max()),
+            "median_abs_diff": float(np.median(diff)),
+            "top_kept_exact_rank": sum(old_rank[a] == new_rank[a] for a in top_cells),
+            "top_kept_in_top": len(set(top_cells) & {int(ids[i]) for i in new_order[:top]}),
+            "best_kept": bool(order[0] == new_order[0]), "top10_kept_in_top10":
+                len({int(ids[i]) for i in order[:10]} & {int(ids[i]) for i in new_order[:10]})}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
     parser.add_argument("--work", required=True)
     parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--rebuild-top-of", metavar="TABLE",
+                        help="instead: rebuild TABLE's 50 best cells for seed 777 one arch at a time and compare")
     args = parser.parse_args()
     Path(args.work).mkdir(parents=True, exist_ok=True)
+    if args.rebuild_top_of:
+        result = rebuild_check(args.rebuild_top_of, args)
+        print(json.dumps(result, indent=2))
+        (Path(args.work) / "rebuild.json").write_text(json.dumps(result, indent=2))
+        return
     cells = sample_cells()
     print(f"machine: {machine('torch')}; {len(cells)} cells", flush=True)
     results = {}

@@ -38,7 +38,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "Work is sharded by architecture; finished shards are written atomically to the work "
                     "directory, so rerunning the same command after an interruption resumes and loses no finished "
                     "shard. NAS-Bench-360's protocol is the default: SGD 0.1 cosine, nesterov, wd 5e-4, C=16, N=5; "
-                    "pass --epochs 200 --batch-size 256 (NinaPro) or 16 (Darcy Flow) and --seeds 777.")
+                    "pass --epochs 200 --batch-size 256 (NinaPro) or 16 (Darcy Flow) and --seeds 777.\n\n"
+                    "Deviation from NAS-Bench-360 (which trained one network per GPU process): by default 16 "
+                    "architectures train together as one stacked computation (--stack; shards then group cells "
+                    "with common operations). Each keeps its own initialisation, data order and optimiser state, so "
+                    "its record equals the one-at-a-time record (--stack 1, the reference) up to float rounding; "
+                    "measured times of a stack are apportioned to its archs by FLOPs. Several builds on the same "
+                    "data (other --epochs) go into one multi-fidelity table with --merge-with.")
     p.add_argument("--space", default="nb201", choices=["nb201"], help="search space (default nb201)")
     p.add_argument("--task", required=True, help="task name (see `nb360 tasks list`)")
     p.add_argument("--data-root", required=True, help="the task's data directory")
