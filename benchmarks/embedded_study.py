@@ -120,6 +120,35 @@ def rebuild_check(table_path: str, args, top: int = 50, hp: str = "4", seed: int
                 len({int(ids[i]) for i in order[:10]} & {int(ids[i]) for i in new_order[:10]})}
 
 
+def describe(table_path: str) -> dict:
+    """Seed noise, between-cell spread, the best cells and the fidelities' agreement of a multi-seed table."""
+    from nb360.table import Table
+
+    table = Table.open(table_path)
+    hps = sorted({r.hp for r in table.runs}, key=int)
+    out: dict = {"hps": hps}
+    means = {}
+    for hp in hps:
+        ids = table.arrays(hp=hp, seed=table.seeds(hp)[0])[0]
+        v = np.array([table.query_batch(ids, METRIC, -1, hp=hp, seed=s) for s in table.seeds(hp)])
+        mean, std = v.mean(0), v.std(0, ddof=1)
+        order = np.argsort(mean)
+        means[hp] = dict(zip(map(int, ids), mean))
+        # split half: one seed against the mean of the others, over all cells (Spearman)
+        rank = lambda x: np.argsort(np.argsort(x))  # noqa: E731
+        out[hp] = {"cells": len(ids), "seeds": table.seeds(hp), "median_of_means": float(np.median(mean)),
+                   "best": [{"arch": int(ids[i]), "mean": float(mean[i]), "std": float(std[i])} for i in order[:10]],
+                   "seed_std_median": float(np.median(std)), "seed_std_max": float(std.max()),
+                   "between_cell_std_of_means": float(mean.std(ddof=1)),
+                   "one_seed_vs_others_spearman": float(np.corrcoef(rank(v[0]), rank(v[1:].mean(0)))[0, 1])}
+    if len(hps) > 1:
+        low, high = hps[0], hps[-1]
+        common = sorted(set(means[low]) & set(means[high]))
+        a, b = np.array([means[low][c] for c in common]), np.array([means[high][c] for c in common])
+        out["fidelity_spearman"] = float(np.corrcoef(np.argsort(np.argsort(a)), np.argsort(np.argsort(b)))[0, 1])
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", required=True)
@@ -127,8 +156,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--rebuild-top-of", metavar="TABLE",
                         help="instead: rebuild TABLE's 50 best cells for seed 777 one arch at a time and compare")
+    parser.add_argument("--describe", metavar="TABLE", help="instead: print a multi-seed table's noise and spread")
     args = parser.parse_args()
     Path(args.work).mkdir(parents=True, exist_ok=True)
+    if args.describe:
+        print(json.dumps(describe(args.describe), indent=2))
+        return
     if args.rebuild_top_of:
         result = rebuild_check(args.rebuild_top_of, args)
         print(json.dumps(result, indent=2))
