@@ -112,7 +112,7 @@ def _step_tabular(cfg: MainJobConfig, table_path: Path, out: Path, say: Progress
     from .table import Table
 
     table = Table.open(table_path)
-    problem = TabularProblem.from_table(table, search_hp=_search_hp(table))
+    problem = TabularProblem.from_table(table)
     runs = next(r for r in table.runs if r.hp == problem.search_hp)
     costs = table.query_batch(problem.recorded, "train-time", -1, hp=problem.search_hp, task=problem.task,
                               missing="nan")
@@ -138,13 +138,6 @@ def _step_tabular(cfg: MainJobConfig, table_path: Path, out: Path, say: Progress
             "summaries": results,
             "optimum": {"arch": int(best_index), "value": float(best_value)},
             "found_arch": int(top["arch"]), "found_arch_str": top["arch_str"]}
-
-
-def _search_hp(table: Any) -> str | None:
-    """Search at the lowest recorded fidelity when there are several (as NAS-Bench-360 searches its 12-epoch table
-    and reports the 200-epoch one); None (the problem's default) otherwise."""
-    hps = sorted({r.hp for r in table.runs}, key=lambda h: (len(h), h))
-    return hps[0] if len(hps) > 1 else None
 
 
 def _seed_noise(table: Any, problem: Any) -> dict[str, Any]:
