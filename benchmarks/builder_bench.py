@@ -114,7 +114,8 @@ def main() -> None:
         rows.append((stack, cpu / len(archs), wall / len(archs)))
         print(f"  stack {stack:3}: {cpu / len(archs):.3f} CPU s/cell, {wall / len(archs):.3f} wall s/cell", flush=True)
     print(f"load average after: {os.getloadavg()}\n")
-    print("| builder | CPU s per cell | vs one at a time | wall s per cell | vs one at a time | cells/min on 2 free cores |")
+    print("| builder | CPU s per cell | vs one at a time | wall s per cell | vs one at a time "
+          "| cells/min on 2 free cores |")
     print("|---|---|---|---|---|---|")
     ref_cpu, ref_wall = rows[0][1], rows[0][2]
     for stack, cpu, wall in rows:

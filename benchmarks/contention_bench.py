@@ -58,8 +58,8 @@ def worker(variant: str, model_name: str, steps: int, max_seconds: float) -> dic
             break
     wall = time.perf_counter() - start_wall
     timed = sorted(times[2:] if len(times) > 4 else times)
-    return {"median_s": timed[len(timed) // 2], "steps": len(times), "cpu_per_wall": (time.process_time() - start_cpu) / wall,
-            "threads": sorted(set(threads))}
+    return {"median_s": timed[len(timed) // 2], "steps": len(times),
+            "cpu_per_wall": (time.process_time() - start_cpu) / wall, "threads": sorted(set(threads))}
 
 
 def measure(variant: str, model: str, args: argparse.Namespace) -> dict:

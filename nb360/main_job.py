@@ -134,14 +134,14 @@ def _step_tabular(cfg: MainJobConfig, table_path: Path, out: Path, say: Progress
             "search_hp": problem.search_hp, "final_hp": problem.final_hp,
             "seeds": [int(s) for s in table.seeds(problem.final_hp, problem.final_task)],
             "archs_recorded": int(len(problem.recorded)), "seed_noise": _seed_noise(table, problem),
-            "comparison": compare_finals(finals["rea"], finals["rs"], problem.final_mode), "final_mode": problem.final_mode,
-            "summaries": results,
+            "comparison": compare_finals(finals["rea"], finals["rs"], problem.final_mode),
+            "final_mode": problem.final_mode, "summaries": results,
             "optimum": {"arch": int(best_index), "value": float(best_value)},
             "found_arch": int(top["arch"]), "found_arch_str": top["arch_str"]}
 
 
 def _seed_noise(table: Any, problem: Any) -> dict[str, Any]:
-    """Median and largest std over seeds of the final metric, across the recorded archs (NaN with one seed)."""
+    """Median and largest std over seeds of the final metric, across the recorded archs (None with one seed)."""
     seeds = table.seeds(problem.final_hp, problem.final_task)
     values = np.array([table.query_batch(problem.recorded, problem.final_metric, -1, hp=problem.final_hp,
                                          task=problem.final_task, seed=s, missing="nan") for s in seeds])
@@ -264,9 +264,10 @@ def _report(out: Path, summary: dict[str, Any]) -> Path:
     for method, s in tab["summaries"].items():
         lines.append(f"| {method.upper()} | {s['repeats']} | {s['final_mean']:.4f} ± {s['final_std']:.4f} | "
                      f"{s['queries_mean']:.1f} |")
-    lines += ["", _comparison_text(tab), "",
-              f"Best arch in the table: {tab['optimum']['arch']} ({tab['optimum']['value']:.4f}). Most often found by "
-              f"REA: {tab['found_arch']} `{tab['found_arch_str']}`.", "",
+    lines += [
+        "", _comparison_text(tab), "",
+        f"Best arch in the table: {tab['optimum']['arch']} ({tab['optimum']['value']:.4f}). Most often found by "
+        f"REA: {tab['found_arch']} `{tab['found_arch_str']}`.", "",
         "![REA trajectory](tabular/rea/plots/trajectory.png)", "",
         "## 3. E2RNAS on the task", "",
         f"Objectives {', '.join(e2['objectives'])} combined per step by MGDA min-norm weights. Found cell "

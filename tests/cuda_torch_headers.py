@@ -38,8 +38,9 @@ def cuda_torch_include(version: str) -> tuple[Path, dict]:
     target.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         # --isolated: ignore the machine's find-links and extra indexes, which hold the CPU wheel of this version
-        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--isolated", "--no-deps", "--only-binary=:all:",
-                               "--quiet", f"torch=={version}", "-d", tmp], capture_output=True, text=True, timeout=900)
+        proc = subprocess.run([sys.executable, "-m", "pip", "download", "--isolated", "--no-deps",
+                               "--only-binary=:all:", "--quiet", f"torch=={version}", "-d", tmp],
+                              capture_output=True, text=True, timeout=900)
         if proc.returncode != 0:
             raise RuntimeError(f"pip could not download the torch {version} wheel for its CUDA headers:\n"
                                f"{proc.stderr[-2000:]}")

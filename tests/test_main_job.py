@@ -162,3 +162,16 @@ def test_cli_refuses_an_unknown_device_at_parse_time(tmp_path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--out", str(tmp_path / "job"), "--device", "gpu"])
     assert exit_info.value.code == 2 and not (tmp_path / "job").exists()
+
+
+def test_compare_finals_says_plainly_whether_methods_differ() -> None:
+    from nb360.main_job import compare_finals
+
+    rng = np.random.default_rng(0)
+    same = compare_finals(rng.normal(0.9, 0.01, 100), rng.normal(0.9, 0.01, 100), "max")
+    assert same["verdict"] == "no real difference" and same["p_value"] > 0.05
+    better = compare_finals(rng.normal(0.92, 0.01, 100), rng.normal(0.90, 0.01, 100), "max")
+    assert better["verdict"] == "REA better" and better["difference"] == pytest.approx(0.02, abs=0.005)
+    lower_is_better = compare_finals(rng.normal(0.08, 0.01, 100), rng.normal(0.10, 0.01, 100), "min")
+    assert lower_is_better["verdict"] == "REA better"
+    assert compare_finals(np.array([0.9]), np.array([0.8]), "max")["verdict"] == "no real difference"  # one repeat

@@ -110,8 +110,8 @@ def _protocol(spec: BuildSpec, data_provenance: dict[str, Any]) -> dict[str, Any
                                             "of a trained class reads its representative's row")
         if _shares_rows(spec) else None,
         "build": spec.to_dict(), "data": data_provenance, "environment": environment(spec.device),
-        "times": ("measured wall-clock seconds on the device above (train: one epoch; eval: one pass)" if spec.stack <= 1
-                  else f"measured wall-clock seconds on the device above (train: one epoch; eval: one pass) of stacks "
+        "times": ("measured wall-clock seconds on the device above (train: one epoch; eval: one pass)"
+                  if spec.stack <= 1 else f"measured wall-clock seconds on the device above (train: one epoch; eval: one pass) of stacks "
                        f"of up to {spec.stack} archs trained together, apportioned to each arch in proportion to its "
                        "FLOPs; latency measured per arch alone"),
         "source": "trained by nb360 table build",
@@ -133,7 +133,7 @@ def _finished_runs(path: str | Path, data_provenance: dict[str, Any]) -> list[Ru
 
 def merge(work: WorkDir, out: str | Path, started: str, data_provenance: dict[str, Any],
           merge_with: Sequence[str | Path] = ()) -> Path:
-    """Write the table from every finished shard of the work directory (and the runs of finished `merge_with` builds)."""
+    """Write the table from every finished shard of the work directory (and the runs of finished `merge_with`)."""
     spec = work.spec
     protocol = _protocol(spec, data_provenance)
     runs = [run_data(spec, seed, work.records(seed), protocol) for seed in spec.seeds]

@@ -303,7 +303,7 @@ class StackedNB201(nn.Module):
         self.stem = nn.Sequential(_Conv([n.stem[0] for n in nets], shared_input=True),
                                   _BatchNorm([n.stem[1] for n in nets]))
         self.cells = nn.ModuleList(
-            _Cell([n.cells[i] for n in nets]) if isinstance(cell, InferCell) else _BasicBlock([n.cells[i] for n in nets])
+            (_Cell if isinstance(cell, InferCell) else _BasicBlock)([n.cells[i] for n in nets])
             for i, cell in enumerate(first.cells))
         self.lastact = nn.Sequential(_BatchNorm([n.lastact[0] for n in nets]), nn.ReLU())
         self.head_weight = nn.Parameter(torch.stack([n.classifier.weight.detach() for n in nets]).clone())
