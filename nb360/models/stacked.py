@@ -1,8 +1,11 @@
 """K NB201 cell networks computed as one network: stacked weights, grouped convolutions, per-arch channels.
 
 Why: at the shapes of table builds (C=4 on 15×15, or NB201's C=16 on 32×32) one network's step is a few
-hundred tiny kernels and the time goes to framework overhead. Stacking K networks of the same shape (any
-cells) along the channel axis turns each of those kernels into one kernel over K networks: the activations
+hundred small kernels. Stacking K networks of the same shape (any cells) along the channel axis turns each
+of those kernels into one kernel over K networks (on a GPU, where small kernels are launch-bound, that is
+the lever; on CPUs it gains 1.1-1.2x, measured in benchmarks/RESULTS.md, since the CPU kernels cost the
+same per element stacked or not, and the 3×3 average pool, done here as a depthwise convolution, 4x
+faster than ATen's CPU pooling, is most of the gain): the activations
 are (B, K·C, *spatial), arch k owning channels [k·C, (k+1)·C); convolutions are grouped (one group per
 arch), BatchNorm over K·C channels is exactly K BatchNorms, and the heads are batched matmuls.
 
