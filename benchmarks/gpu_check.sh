@@ -2,7 +2,7 @@
 # Every GPU-only check of nb360 in one command, for a machine with an NVIDIA GPU, nvcc and a CUDA build
 # of torch (a GPU workstation, or a development session's device machine, where one call should do it
 # all): build nb360 with its CUDA ops (NB360_CUDA=ON: fail loudly rather than fall back to CPU), run
-# the `gpu`-marked tests, the CUDA supernet benchmark and the image self-check on the GPU.
+# the `gpu`-marked tests, the CUDA supernet and batched-builder benchmarks and the image self-check on the GPU.
 #
 #   bash benchmarks/gpu_check.sh            # logs in ./gpu-check/ (or in $OUT when set)
 #
@@ -38,5 +38,8 @@ tail -n 3 "$out/gpu-tests.log"
 step selfcheck "$py" docker/selfcheck.py --require-gpu --data tests/fixtures/nats-tss-v1_0-3ffb9-simple
 step supernet-bench "$py" benchmarks/supernet_bench.py --device cuda
 cat "$out/supernet-bench.log"
+# the batched table builder: K NB201 networks (C=16, N=5, 32x32) stacked vs one at a time (issue target: >= 10x)
+step builder-bench "$py" benchmarks/builder_bench.py --steps-only --device cuda --stacks 8 32 64
+cat "$out/builder-bench.log"
 [ "$failed" -eq 0 ] && echo "gpu_check: every step passed" || echo "gpu_check: some step FAILED (see above)"
 exit "$failed"

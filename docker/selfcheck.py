@@ -131,10 +131,10 @@ def check_embedded_table() -> str:
     from nb360.table.embedded import embedded_table_path
 
     table = Table.open(embedded_table_path())
-    (run,) = table.runs
-    index, value = table.best("ori-test-rel_l2", hp=run.hp, mode="min")
-    assert len(table.archs()) == 15625 and math.isfinite(value) and 0.0 < value < 1.0, (index, value)
-    return f"embedded {run.task} table (hp {run.hp}): best ori-test-rel_l2 {value:.4f} at arch {index}"
+    hp = max({r.hp for r in table.runs}, key=int)
+    index, value = table.best("ori-test-rel_l2", hp=hp, mode="min")  # the mean over the recorded seeds
+    assert len(table.archs()) > 0 and math.isfinite(value) and 0.0 < value < 1.0, (index, value)
+    return f"embedded {table.tasks[0]} table (hp {hp}, seed mean): best ori-test-rel_l2 {value:.4f} at arch {index}"
 
 
 def check_table(data: Path) -> str:

@@ -120,20 +120,52 @@ def _step_tabular(cfg: MainJobConfig, table_path: Path, out: Path, say: Progress
     budget = cfg.budget if cfg.budget is not None else float(20 * runs.epochs * np.nanmedian(costs))
     say(f"[2/5] tabular search on {table_path.name}: REA and random search, {cfg.repeats} repeats of "
         f"{budget:.0f} simulated seconds each")
-    results = {}
+    results, finals = {}, {}
     for method in ("rea", "rs"):
         result = run(method, problem, budget, repeats=cfg.repeats, seed=cfg.seed)
         save_result(result, out / "tabular" / method)
         results[method] = result.summary()
+        finals[method] = result.final()[2]
     best_index, best_value = table.best(problem.final_metric, hp=problem.final_hp, task=problem.final_task,
                                         mode=problem.final_mode)
     top = results["rea"]["most_found"][0]
     return {"table": str(table_path), "table_provenance": table.info()["provenance"], "budget_s": budget,
             "protocol": "nb360",  # the search default: NAS-Bench-360's rules (docs/search-protocols.md)
             "search_metric": problem.search_metric, "final_metric": problem.final_metric,
+            "search_hp": problem.search_hp, "final_hp": problem.final_hp,
+            "seeds": [int(s) for s in table.seeds(problem.final_hp, problem.final_task)],
+            "archs_recorded": int(len(problem.recorded)), "seed_noise": _seed_noise(table, problem),
+            "comparison": compare_finals(finals["rea"], finals["rs"], problem.final_mode),
             "final_mode": problem.final_mode, "summaries": results,
             "optimum": {"arch": int(best_index), "value": float(best_value)},
             "found_arch": int(top["arch"]), "found_arch_str": top["arch_str"]}
+
+
+def _seed_noise(table: Any, problem: Any) -> dict[str, Any]:
+    """Median and largest std over seeds of the final metric, across the recorded archs (None with one seed)."""
+    seeds = table.seeds(problem.final_hp, problem.final_task)
+    values = np.array([table.query_batch(problem.recorded, problem.final_metric, -1, hp=problem.final_hp,
+                                         task=problem.final_task, seed=s, missing="nan") for s in seeds])
+    if len(seeds) < 2:
+        return {"seeds": len(seeds), "median_std": None, "max_std": None}
+    std = np.nanstd(values, axis=0, ddof=1)
+    return {"seeds": len(seeds), "median_std": float(np.nanmedian(std)), "max_std": float(np.nanmax(std))}
+
+
+def compare_finals(a: np.ndarray, b: np.ndarray, mode: str) -> dict[str, Any]:
+    """Is method a's final metric over repeats really better or worse than b's? Welch's t-test, in plain words."""
+    from scipy import stats
+
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    diff = float(a.mean() - b.mean())
+    stderr = float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))) if min(len(a), len(b)) > 1 else None
+    p = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if stderr else None
+    better = diff > 0 if mode == "max" else diff < 0
+    if p is None or not np.isfinite(p) or p >= 0.05:
+        verdict = "no real difference"
+    else:
+        verdict = "REA better" if better else "random search better"
+    return {"difference": diff, "stderr": stderr, "p_value": p, "verdict": verdict}
 
 
 def _e2rnas_config(cfg: MainJobConfig, data_root: Path) -> Any:
@@ -184,6 +216,26 @@ def _data_comparison_text(match: dict[str, bool | None], body_checksums: str) ->
             f"{body_checksums}) {data}.")
 
 
+def _comparison_text(tab: dict[str, Any]) -> str:
+    """The table's seeds and fidelities, its seed noise, and whether REA and random search really differ."""
+    c, noise = tab.get("comparison") or {}, tab.get("seed_noise") or {}
+    facts = (f"The search queries `{tab['search_metric']}` at fidelity hp {tab.get('search_hp')} (one recorded seed "
+             f"drawn per query, as NATS-Bench's `simulate_train_eval`); the final metric is the mean over the "
+             f"{len(tab.get('seeds', []))} seeds recorded at hp {tab.get('final_hp')}, over "
+             f"{tab.get('archs_recorded')} searchable archs.")
+    if noise.get("median_std") is not None:
+        facts += (f" Seed noise of the final metric: median std {noise['median_std']:.4f}, largest "
+                  f"{noise['max_std']:.4f} over {noise['seeds']} seeds.")
+    if not c or c.get("p_value") is None:
+        return facts
+    sign = "+" if c["difference"] >= 0 else "−"
+    measured = (f"REA − random search = {sign}{abs(c['difference']):.4f} ± {c['stderr']:.4f} (standard error; Welch's "
+                f"t-test p = {c['p_value']:.2g})")
+    if c["verdict"] == "no real difference":
+        return f"{facts} **No real difference between REA and random search on this table**: {measured}."
+    return f"{facts} **{c['verdict']}**: {measured}."
+
+
 def _report(out: Path, summary: dict[str, Any]) -> Path:
     from .report import write_report
 
@@ -215,7 +267,8 @@ def _report(out: Path, summary: dict[str, Any]) -> Path:
         lines.append(f"| {method.upper()} | {s['repeats']} | {s['final_mean']:.4f} ± {s['final_std']:.4f} | "
                      f"{s['queries_mean']:.1f} |")
     lines += [
-        "", f"Best arch in the table: {tab['optimum']['arch']} ({tab['optimum']['value']:.4f}). Most often found by "
+        "", _comparison_text(tab), "",
+        f"Best arch in the table: {tab['optimum']['arch']} ({tab['optimum']['value']:.4f}). Most often found by "
         f"REA: {tab['found_arch']} `{tab['found_arch_str']}`.", "",
         "![REA trajectory](tabular/rea/plots/trajectory.png)", "",
         "## 3. E2RNAS on the task", "",

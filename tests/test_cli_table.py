@@ -49,16 +49,18 @@ def test_user_errors_exit_2_with_one_line(tmp_path, fixture_table) -> None:
 
 
 def test_query_defaults_to_the_highest_recorded_fidelity_and_prints_units() -> None:
+    from nb360.table import Table
     from nb360.table.embedded import embedded_table_path
 
-    proc = nb360("table", "query", str(embedded_table_path()), "100")  # the embedded table records hp 4 only
+    arch = str(Table.open(embedded_table_path()).archs()[0])
+    proc = nb360("table", "query", str(embedded_table_path()), arch)  # the embedded table records hp 1 and 4
     assert proc.returncode == 0, proc.stderr
     assert "darcyflow, hp 4," in proc.stdout and "at epoch 3 of 0..3:" in proc.stdout
     lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("  ")}
     assert lines["params"].endswith("M params") and lines["flops"].endswith("MFLOPs")
     assert lines["latency"].endswith(" s") and lines["train-time-per-epoch"].endswith(" s")
     assert lines["ori-test-accuracy"].split()[-1] != "s"
-    q = json.loads(nb360("table", "query", str(embedded_table_path()), "100", "--json").stdout)
+    q = json.loads(nb360("table", "query", str(embedded_table_path()), arch, "--json").stdout)
     assert q["hp"] == "4" and q["units"]["params"] == "M params"
 
 

@@ -1,7 +1,8 @@
-"""Compile-check every torch-free CUDA kernel source with plain nvcc for sm_80 and sm_90.
+"""Compile-check the CUDA sources with nvcc on machines without a GPU or a CUDA build of torch.
 
-The torch glue (csrc/ops/cuda/<op>.cu) needs a CUDA build of torch; the kernels
-(csrc/ops/cuda/*_kernel.cu) do not, so they are compiled here even on GPU-less machines.
+The torch-free kernels (csrc/ops/cuda/*_kernel.cu) compile with plain nvcc for sm_80 and sm_90 (fast set).
+The torch glue (csrc/ops/cuda/<op>.cu) needs the headers of a CUDA build of torch: the slow test fetches
+them once from the CUDA wheel of the installed torch version, without installing it (tests/cuda_torch_headers.py).
 """
 
 from __future__ import annotations
@@ -41,3 +42,28 @@ def test_kernel_compiles_with_nvcc(source: Path, arch: str, tmp_path: Path) -> N
         capture_output=True, text=True,
     )
     assert proc.returncode == 0, f"nvcc failed for {source.name} ({arch}):\n{proc.stderr}"
+
+
+GLUE = sorted(p for p in KERNEL_DIR.glob("*.cu") if not p.name.endswith("_kernel.cu"))
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(NVCC is None, reason="nvcc not on PATH")
+def test_torch_glue_compiles_against_a_cuda_build_of_torch(tmp_path: Path) -> None:
+    """Every csrc/ops/cuda/<op>.cu (guards, streams, the TORCH_LIBRARY_IMPL registration) compiles with nvcc
+    against the headers of the CUDA wheel of the installed torch version (fetched once, see cuda_torch_headers),
+    with the flags CMakeLists.txt builds it with (C++17; one arch: the host code is the same for every arch)."""
+    torch = pytest.importorskip("torch")
+    from cuda_torch_headers import cuda_torch_include
+
+    include, record = cuda_torch_include(torch.__version__.split("+")[0])
+    assert (include / "c10" / "cuda" / "impl" / "cuda_cmake_macros.h").exists(), record
+    jobs = {source: subprocess.Popen(
+        [NVCC, "-std=c++17", "-arch=sm_90", "-Xcompiler", "-fPIC", "-I", str(include),
+         "-I", str(include / "torch" / "csrc" / "api" / "include"), "-c", str(source),
+         "-o", str(tmp_path / f"{source.stem}.o")], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for source in GLUE}  # in parallel: each is ~1 min of host-side parsing of the ATen headers
+    for source, job in jobs.items():
+        _, err = job.communicate(timeout=900)
+        assert job.returncode == 0, f"nvcc failed for {source.name} against {record['wheel']}:\n{err[-4000:]}"
+        assert (tmp_path / f"{source.stem}.o").stat().st_size > 0

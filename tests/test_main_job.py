@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from nb360.build import BuildSpec, build_table
@@ -88,12 +89,18 @@ def test_embedded_table_is_shipped_and_matches_its_data_settings() -> None:
     path = embedded_table_path()
     assert path.exists(), f"{path} is missing: see nb360/resources/README.md for how it is built"
     t = Table.open(path)
-    (run,) = t.runs
-    assert run.time_kind == "measured" and run.row_sharing == "isomorphism"
-    source = run.protocol["data"]["source"]  # the generator's provenance record of the training data
-    assert (source["seed"], source["n"]["train"], source["n"]["test"], source["resolution"]) == \
-        (EMBEDDED_DATA["seed"], EMBEDDED_DATA["n_train"], EMBEDDED_DATA["n_test"], EMBEDDED_DATA["resolution"])
-    assert len(t.archs()) == 15625
+    hps = sorted({r.hp for r in t.runs}, key=int)
+    assert len(hps) >= 2, "the embedded table has two fidelities at least"
+    for run in t.runs:
+        assert run.time_kind == "measured" and run.row_sharing == "isomorphism"
+        source = run.protocol["data"]["source"]  # the generator's provenance record of the training data
+        assert (source["seed"], source["n"]["train"], source["n"]["test"], source["resolution"]) == \
+            (EMBEDDED_DATA["seed"], EMBEDDED_DATA["n_train"], EMBEDDED_DATA["n_test"], EMBEDDED_DATA["resolution"])
+    archs = t.archs()
+    for hp in hps:  # at least 3 seeds per distinct cell and fidelity, none missing
+        assert len(t.seeds(hp)) >= 3
+        for seed in t.seeds(hp):
+            assert np.isfinite(t.query_batch(archs, "ori-test-rel_l2", -1, hp=hp, seed=seed)).all()
 
 
 def test_cli_help_explains_the_main_job() -> None:
@@ -163,3 +170,16 @@ def test_cli_refuses_an_unknown_device_at_parse_time(tmp_path) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["run", "--out", str(tmp_path / "job"), "--device", "gpu"])
     assert exit_info.value.code == 2 and not (tmp_path / "job").exists()
+
+
+def test_compare_finals_says_plainly_whether_methods_differ() -> None:
+    from nb360.main_job import compare_finals
+
+    rng = np.random.default_rng(0)
+    same = compare_finals(rng.normal(0.9, 0.01, 100), rng.normal(0.9, 0.01, 100), "max")
+    assert same["verdict"] == "no real difference" and same["p_value"] > 0.05
+    better = compare_finals(rng.normal(0.92, 0.01, 100), rng.normal(0.90, 0.01, 100), "max")
+    assert better["verdict"] == "REA better" and better["difference"] == pytest.approx(0.02, abs=0.005)
+    lower_is_better = compare_finals(rng.normal(0.08, 0.01, 100), rng.normal(0.10, 0.01, 100), "min")
+    assert lower_is_better["verdict"] == "REA better"
+    assert compare_finals(np.array([0.9]), np.array([0.8]), "max")["verdict"] == "no real difference"  # one repeat

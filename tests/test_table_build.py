@@ -68,7 +68,9 @@ def test_interrupted_build_resumes_without_losing_shards(darcy_root, tmp_path, m
     monkeypatch.setitem(executors_module.EXECUTORS, "local", crash_after_first)
     with pytest.raises(KeyboardInterrupt):
         build_table(spec, tmp_path / "resumed.h5", shard_size=2, progress=False)
-    assert calls == [(0, 1)]
+    order = spec.shard_order()  # stacked builds order shards by operations, so stacks share edges
+    assert sorted(order) == [0, 1, 2, 3, 4]
+    assert calls == [tuple(order[:2])]
     seen = []
 
     def counting(spec_dict, shards, workers):
@@ -77,7 +79,7 @@ def test_interrupted_build_resumes_without_losing_shards(darcy_root, tmp_path, m
 
     monkeypatch.setitem(executors_module.EXECUTORS, "local", counting)
     resumed = Table.open(build_table(spec, tmp_path / "resumed.h5", shard_size=2, progress=False))
-    assert seen == [(2, 3), (4,)]  # only the unfinished shards ran again
+    assert seen == [tuple(order[2:4]), tuple(order[4:])]  # only the unfinished shards ran again
     for metric in ("train-loss", "x-valid-rel_l2", "ori-test-rel_l2"):  # training is deterministic per seed
         np.testing.assert_array_equal(resumed.query_batch(range(5), metric, [[0], [1]], hp="2"),
                                       reference.query_batch(range(5), metric, [[0], [1]], hp="2"))
@@ -133,7 +135,7 @@ def test_cli_build_and_missing_data(darcy_root, tmp_path) -> None:
 def test_ray_executor_matches_local(darcy_root, tmp_path) -> None:
     pytest.importorskip("ray")
     spec = tiny_spec(darcy_root, archs="0-1")
-    local = Table.open(build_table(spec, tmp_path / "local.h5", progress=False))
+    local = Table.open(build_table(spec, tmp_path / "local.h5", shard_size=1, progress=False))
     ray_table = Table.open(build_table(spec, tmp_path / "ray.h5", executor="ray", workers=2, shard_size=1,
                                        progress=False))
     np.testing.assert_array_equal(local.query_batch([0, 1], "x-valid-rel_l2", [[0], [1]], hp="2"),
@@ -211,3 +213,24 @@ def test_unreachable_ray_address_is_refused_quickly(tmp_path, capsys) -> None:
     with pytest.raises(InputError, match="only applies with --executor ray"):
         main(["--debug", "table", "build", "--task", "darcyflow", "--data-root", str(tmp_path), "--hp", "1", "-o",
               str(tmp_path / "t.h5"), "--ray-address", f"127.0.0.1:{port}"])
+
+
+def test_builds_of_two_fidelities_merge_into_one_table(darcy_root, tmp_path) -> None:
+    low = tiny_spec(darcy_root, archs="unique-sample:3:1", epochs=1)
+    build_table(low, tmp_path / "hp1.h5", work_dir=tmp_path / "hp1.work", progress=False)
+    with pytest.raises(InputError, match="not finished"):
+        WorkDir(tmp_path / "empty.work", tiny_spec(darcy_root, epochs=3), 2)
+        build_table(tiny_spec(darcy_root, archs="unique-sample:3:1"), tmp_path / "x.h5", progress=False,
+                    merge_with=[tmp_path / "empty.work"])
+    with pytest.raises(InputError, match="twice"):
+        build_table(low, tmp_path / "again.h5", work_dir=tmp_path / "hp1.work", progress=False,
+                    merge_with=[tmp_path / "hp1.work"])
+    t = Table.open(build_table(tiny_spec(darcy_root, archs="unique-sample:3:1"), tmp_path / "both.h5",
+                               progress=False, merge_with=[tmp_path / "hp1.work"]))
+    assert sorted((r.hp, r.epochs) for r in t.runs) == [("1", 1), ("2", 2)]
+    trained = tiny_spec(darcy_root, archs="unique-sample:3:1").arch_list()
+    assert len(trained) == 3 and all(a in nb201.unique_indices() for a in trained)
+    for hp in ("1", "2"):
+        assert np.isfinite(t.query_batch(trained, "ori-test-rel_l2", -1, hp=hp)).all()
+    with pytest.raises(InputError, match="unique-sample"):
+        tiny_spec(darcy_root, archs="unique-sample:x").arch_list()

@@ -47,11 +47,16 @@ def _check_data(spec: BuildSpec) -> dict[str, Any]:
 
 def build_table(spec: BuildSpec, out: str | Path, *, work_dir: str | Path | None = None, shard_size: int = 16,
                 executor: str = "local", workers: int = 1, ray_address: str | None = None,
-                progress: bool = True) -> Path:
-    """Train every pending shard of the build and merge all finished shards into the table `out`."""
+                progress: bool = True, merge_with: list[str | Path] | tuple = ()) -> Path:
+    """Train every pending shard of the build and merge all finished shards into the table `out`.
+
+    `merge_with`: work directories of other finished builds on the same data (other fidelities or seeds)
+    whose runs the table holds too, e.g. a 1-epoch and a 4-epoch build in one multi-fidelity table.
+    """
     if executor not in EXECUTORS:
         raise InputError(f"unknown executor {executor!r}: choose {', '.join(EXECUTORS)}")
     out = Path(out)
+    spec.validate()
     data_provenance = _check_data(spec)
     work = WorkDir(work_dir or out.with_name(out.name + ".work"), spec, shard_size)
     started = _started(work)
@@ -73,4 +78,4 @@ def build_table(spec: BuildSpec, out: str | Path, *, work_dir: str | Path | None
         if bar is not None:
             bar.close()
     (work.path / "data.json").write_text(json.dumps(data_provenance, indent=2))
-    return merge(work, out, started, data_provenance)
+    return merge(work, out, started, data_provenance, merge_with)

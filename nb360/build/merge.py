@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import platform
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -93,24 +95,60 @@ def run_data(spec: BuildSpec, seed: int, records: list[dict[str, Any]], protocol
                    arch_ids=np.array([r["arch"] for r in records]), curves=curves, curves_present=present,
                    scalar_values=scalar_values, scalars_present=scalar_present, valid_split="x-valid",
                    time_kind="measured", protocol=protocol,
-                   row_sharing="isomorphism" if spec.archs == "unique" else "none")
+                   row_sharing="isomorphism" if _shares_rows(spec) else "none")
 
 
-def merge(work: WorkDir, out: str | Path, started: str, data_provenance: dict[str, Any]) -> Path:
-    """Write the table from every finished shard of the work directory."""
-    spec = work.spec
-    protocol = {
+def _shares_rows(spec: BuildSpec) -> bool:
+    """Builds of isomorphism-class representatives answer every member of a trained class."""
+    return spec.archs == "unique" or spec.archs.startswith("unique-sample:")
+
+
+def _protocol(spec: BuildSpec, data_provenance: dict[str, Any]) -> dict[str, Any]:
+    """The protocol record of a build's runs."""
+    return {
         "epochs": spec.epochs, "hp": str(spec.epochs), "optimizer": "SGD", **spec.train_config(0).to_dict(),
         "network": {"channel": spec.channels, "num_cells": spec.cells},
-        "archs": spec.archs, "archs_note": ("unique: one arch per isomorphism class (6,466) is trained; every other "
-                                            "arch reads its class representative's row") if spec.archs == "unique"
-        else None,
+        "archs": spec.archs, "archs_note": ("one arch per isomorphism class is trained (unique: all 6,466 classes; "
+                                            "unique-sample:N:SEED: N classes drawn uniformly); every other member "
+                                            "of a trained class reads its representative's row")
+        if _shares_rows(spec) else None,
         "build": spec.to_dict(), "data": data_provenance, "environment": environment(spec.device),
-        "times": "measured wall-clock seconds on the device above (train: one epoch; eval: one pass)",
+        "times": ("measured wall-clock seconds on the device above (train: one epoch; eval: one pass)"
+                  if spec.stack <= 1 else f"measured wall-clock seconds on the device above (train: one epoch; eval: one pass) of stacks "
+                       f"of up to {spec.stack} archs trained together, apportioned to each arch in proportion to its "
+                       "FLOPs; latency measured per arch alone"),
         "source": "trained by nb360 table build",
     }
+
+
+def _finished_runs(path: str | Path, data_provenance: dict[str, Any]) -> list[RunData]:
+    """The runs of another finished build (`--merge-with`), checked to be of the same task and data."""
+    work = WorkDir.load(path)
+    if work.pending() or not (work.path / "data.json").exists():
+        raise InputError(f"{path}: that build is not finished; finish it (rerun its `nb360 table build`) before "
+                         "merging it")
+    data = json.loads((work.path / "data.json").read_text())
+    if data.get("files") != data_provenance.get("files"):
+        raise InputError(f"{path}: that build trained on other data files than this one; only builds on the same "
+                         "data can share a table")
+    return [run_data(work.spec, seed, work.records(seed), _protocol(work.spec, data)) for seed in work.spec.seeds]
+
+
+def merge(work: WorkDir, out: str | Path, started: str, data_provenance: dict[str, Any],
+          merge_with: Sequence[str | Path] = ()) -> Path:
+    """Write the table from every finished shard of the work directory (and the runs of finished `merge_with`)."""
+    spec = work.spec
+    protocol = _protocol(spec, data_provenance)
     runs = [run_data(spec, seed, work.records(seed), protocol) for seed in spec.seeds]
     diverged = sum(1 for seed in spec.seeds for r in work.records(seed) if r.get("diverged_at") is not None)
+    for path in merge_with:
+        runs += _finished_runs(path, data_provenance)
+        other = WorkDir.load(path)
+        diverged += sum(1 for seed in other.spec.seeds for r in other.records(seed) if r.get("diverged_at") is not None)
+    keys = [(r.task, r.hp, r.seed) for r in runs]
+    if len(set(keys)) != len(keys):
+        raise InputError(f"the merged builds record the same task, fidelity and seed twice ({sorted(keys)}); merge "
+                         "builds of other fidelities (--epochs) or seeds")
     provenance = {"builder": f"nb360 {__version__} nb360 table build", "started": started, "runs_diverged": diverged,
                   "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                   "archs_trained": int(sum(len(r.arch_ids) for r in runs)),

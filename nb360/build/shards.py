@@ -47,6 +47,7 @@ class WorkDir:
                 existing = json.loads(spec_file.read_text())
             except json.JSONDecodeError:
                 raise DataError(f"{spec_file} is corrupt; delete the work directory to start the build afresh") from None
+            existing.get("spec", {}).setdefault("stack", 1)  # written before stacking existed: one at a time
             if existing != identity and not self._has_finished_shards():
                 # A build that was refused or failed before finishing any shard holds nothing to lose: the
                 # corrected command takes the directory over instead of being blocked by it.
@@ -65,9 +66,21 @@ class WorkDir:
         shards = self.path / "shards"
         return shards.is_dir() and any(shards.rglob("shard-*.json"))
 
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> WorkDir:
+        """An existing work directory, with the spec and shard size it was created with."""
+        spec_file = Path(path) / "spec.json"
+        try:
+            identity = json.loads(spec_file.read_text())
+            return cls(path, BuildSpec.from_dict(identity["spec"]), identity["shard_size"])
+        except FileNotFoundError:
+            raise InputError(f"{path} is not a table-build work directory (no spec.json)") from None
+        except (json.JSONDecodeError, KeyError, TypeError):
+            raise DataError(f"{spec_file} is corrupt") from None
+
     def plan(self) -> list[Shard]:
         """Every shard of the build, seed by seed."""
-        archs = self.spec.arch_list()
+        archs = self.spec.shard_order()
         return [Shard(seed, k // self.shard_size, tuple(archs[k:k + self.shard_size]))
                 for seed in self.spec.seeds for k in range(0, len(archs), self.shard_size)]
 

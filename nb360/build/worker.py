@@ -120,12 +120,22 @@ def train_arch(spec: BuildSpec, arch: int, seed: int, datasets: dict[str, Any]) 
 
 
 def run_shard(spec_dict: dict[str, Any], archs: list[int], seed: int) -> list[dict[str, Any]]:
-    """Train a shard of archs for one seed in this process (data loaded once per process)."""
+    """Train a shard of archs for one seed in this process (data loaded once per process), `spec.stack` at a time."""
     import json
 
+    from ..cpu import prefer_passive_wait
+
+    prefer_passive_wait()  # sleeping OpenMP waits where torch is not loaded yet (a Ray worker)
     import torch
 
     spec = BuildSpec.from_dict(spec_dict)
     torch.set_num_threads(spec.threads)
     datasets = _datasets(spec.task, spec.data_root, json.dumps(spec.loader_options, sort_keys=True))
-    return [train_arch(spec, arch, seed, datasets) for arch in archs]
+    if spec.stack <= 1:
+        return [train_arch(spec, arch, seed, datasets) for arch in archs]
+    from .batched import train_stack
+
+    records: list[dict[str, Any]] = []
+    for start in range(0, len(archs), spec.stack):
+        records += train_stack(spec, archs[start:start + spec.stack], seed, datasets)
+    return records

@@ -88,6 +88,7 @@ WORKERS = bounded_int(1, 1024, "a worker count")
 COUNT = bounded_int(1, 1_000_000, "a count")
 WIDTH = bounded_int(1, 4096, "a network width")
 BATCH = bounded_int(1, 1 << 20, "a batch size")
+STACK = bounded_int(1, 1024, "a stack size")
 
 
 def _os_error_message(exc: OSError) -> str | None:
@@ -110,8 +111,10 @@ def main(argv: Sequence[str] | None = None, *, own_children: bool | None = None)
     started before it returns (nb360/cli/_children.py); called with an argv (tests, scripts) it
     leaves the caller's processes alone.
     """
+    from ..cpu import prefer_passive_wait
     from ._children import become_subreaper, stop_children
 
+    prefer_passive_wait()  # before anything imports torch: sleeping, not spinning, OpenMP waits (nb360.cpu)
     if own_children is None:
         own_children = argv is None
     if own_children:

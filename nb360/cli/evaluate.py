@@ -102,7 +102,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="point-2D WRN pooling: NB360's rules (default) or global average pooling")
     parser.add_argument("--eval-every", type=EPOCHS, default=1, metavar="K",
                         help="evaluate on the test split every K epochs and after the last (default 1)")
-    parser.add_argument("--threads", type=THREADS, metavar="T", help="torch CPU threads (default: torch's choice)")
+    parser.add_argument("--threads", type=THREADS, metavar="T",
+                        help="torch CPU threads (default: torch's choice, one per core; the float rounding depends "
+                             "on it). OpenMP threads sleep while they wait (OMP_WAIT_POLICY=PASSIVE unless set), so "
+                             "a shared machine slows training only in proportion to the cores it gets")
     baselines = parser.add_argument_group("NAS-Bench-360 baselines (--backbone wrn-asha / xgboost)")
     baselines.add_argument("--asha-trials", type=COUNT, metavar="N",
                            help="ASHA trials per seed (default: the task's NAS-Bench-360 tuning file, e.g. 28)")

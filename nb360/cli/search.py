@@ -165,7 +165,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--loader-option", action="append", default=[], metavar="KEY=VALUE",
                    help="option for the task's data loader, e.g. source=generated (repeatable)")
     g.add_argument("--device", type=device_arg, help="cpu or cuda (default cpu)")
-    g.add_argument("--threads", type=THREADS, help="torch CPU threads")
+    g.add_argument("--threads", type=THREADS,
+                   help="torch CPU threads (default: one per core; OpenMP waits sleep, see `nb360 evaluate --help`)")
     g.add_argument("--resume", metavar="RUN_DIR", help="continue the search in RUN_DIR from its last checkpoint")
     g.add_argument("--stop-after", type=EPOCHS, metavar="EPOCHS", help="stop after this many epochs (resume later)")
     add_common_options(parser)

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .. import __version__
+from ..cpu import wait_policy
 from ..errors import DataError, InputError
 from .spec import MANIFEST_FORMAT, EvalSpec
 
@@ -230,6 +231,7 @@ def _environment(device: Any) -> dict[str, Any]:
     env["cudnn"] = torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None
     env["device"] = env["gpu"] if device.type == "cuda" else env["cpu"]
     env["torch_threads"] = torch.get_num_threads()
+    env["omp_wait_policy"] = wait_policy()
     env["host"] = socket.gethostname()
     env["numpy"] = np.__version__
     return env
