@@ -140,6 +140,33 @@ def test_a_record_does_not_depend_on_its_stack_companions(darcy_root, float64) -
     _assert_records_close(first, second, rtol=1e-9)
 
 
+def test_a_diverged_arch_is_recorded_as_nan_and_its_companions_as_if_alone(darcy_root, float64, monkeypatch) -> None:
+    """One arch of a stack diverging in epoch 1 gets NaN from epoch 1 on; the others' records are unchanged."""
+    from nb360.build import batched
+
+    spec = _spec(darcy_root)
+    archs = [1216, 0, 5]
+    clean = train_stack(spec, archs, 777, float64)
+    real, calls = batched._finite, {"n": 0}
+    batches = -(-len(float64["train"]) // spec.batch_size)
+
+    def diverge_once(losses, objective):
+        calls["n"] += 1
+        if calls["n"] == batches + 2 and losses.shape[0] == 3:  # the second batch of epoch 1, in the first stack
+            raise batched.StackDiverged("injected", [1])
+        return real(losses, objective)
+
+    monkeypatch.setattr(batched, "_finite", diverge_once)
+    records = train_stack(spec, archs, 777, float64)
+    assert [r["arch"] for r in records] == archs
+    bad = records[1]
+    assert bad["diverged_at"] == 1 and np.isnan(bad["curves"]["train-loss"][1])
+    assert all(np.isnan(v[1]) and np.isfinite(v[0]) for k, v in bad["curves"].items() if not k.endswith("-time"))
+    for i in (0, 2):
+        assert "diverged_at" not in records[i]
+        _assert_records_close(records[i], clean[i], rtol=1e-9)
+
+
 def test_stack_times_are_apportioned_by_flops(darcy_root) -> None:
     spec = _spec(darcy_root, epochs=1)
     records = train_stack(spec, ARCHS[:4], 777, _datasets("darcyflow", str(darcy_root), "{}"))
@@ -159,7 +186,8 @@ def test_stack_setting_is_checked_and_old_work_dirs_resume_one_at_a_time(darcy_r
     identity = json.loads((work / "spec.json").read_text())
     del identity["spec"]["stack"]  # a work directory written before stacking existed
     (work / "spec.json").write_text(json.dumps(identity))
-    WorkDir(work, _spec(darcy_root, stack=1), 4)  # resumes as the one-at-a-time build it was
+    old = WorkDir(work, _spec(darcy_root, stack=1), 4)  # resumes as the one-at-a-time build it was
+    old.write(old.plan()[0], [])  # with a finished shard (an empty work dir is taken over by a corrected command)
     with pytest.raises(InputError, match="stack"):
         WorkDir(work, _spec(darcy_root, stack=16), 4)
     assert BuildSpec.from_dict({k: v for k, v in _spec(darcy_root).to_dict().items() if k != "stack"}).stack == 1

@@ -110,9 +110,10 @@ def test_hp_defaults_to_the_highest_recorded(fixture_table) -> None:
                                                                            seed=777)
     from nb360.table.embedded import embedded_table_path
 
-    embedded = Table.open(embedded_table_path())  # records hp 4 only: the old default '200' raised or said []
-    assert embedded.hps() == ["4"] and embedded.seeds() == embedded.seeds("4") != []
-    assert embedded.metrics() == embedded.metrics("4") and embedded.arrays()[1].shape[2] == 4
+    embedded = Table.open(embedded_table_path())  # records hp 1 and 4 only: the old default '200' raised or said []
+    assert sorted(embedded.hps()) == ["1", "4"] and embedded.highest_hp() == "4"
+    assert embedded.seeds() == embedded.seeds("4") != []
+    assert embedded.metrics() == embedded.metrics("4") and embedded.arrays(seed=777)[1].shape[2] == 4
 
 
 def test_several_tasks_need_task(fixture_table) -> None:

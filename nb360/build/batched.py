@@ -57,13 +57,21 @@ def _stacked_loss(objective: Any, out: Any, batch: Any, device: Any) -> tuple[An
     return torch.stack([p[0] for p in pairs]), [p[1] for p in pairs]
 
 
+class StackDiverged(FloatingPointError):
+    """The loss of some archs of a stack is not finite; `positions` are their places in the stack."""
+
+    def __init__(self, message: str, positions: list[int]) -> None:
+        super().__init__(message)
+        self.positions = positions
+
+
 def _finite(losses: Any, objective: Any) -> Any:
     import torch
 
     bad = (~torch.isfinite(losses.detach())).nonzero().flatten().tolist()
     if bad:
-        raise FloatingPointError(f"{objective.card.name}: the loss of stacked arch(s) {bad} is not finite (diverged); "
-                                 "lower the learning rate or check the data")
+        raise StackDiverged(f"{objective.card.name}: the loss of stacked arch(s) {bad} is not finite (diverged); "
+                            "lower the learning rate or check the data", bad)
     return losses
 
 
@@ -160,25 +168,48 @@ def train_stack(spec: BuildSpec, archs: list[int], seed: int, datasets: dict[str
                 curves[i].setdefault(f"{name}-{quantity}", [None] * spec.epochs)[epoch] = float(value)
 
     start = time.perf_counter()
-    for epoch in range(cfg.epochs):
-        figures, seconds = _train_epoch(stack, loader, objective, optimizer, scheduler, device)
-        for i, values in enumerate(figures):
-            put(i, "train", epoch, values, seconds)
-        for name, eval_loader in eval_loaders.items():
-            results, seconds = _evaluate(stack, eval_loader, objective, device)
-            for i, values in enumerate(results):
-                put(i, name, epoch, {k: v for k, v in values.items() if k != "time"}, seconds)
+    diverged: dict[int, int] = {}  # stack position -> the epoch its loss diverged in
+    try:
+        for epoch in range(cfg.epochs):
+            figures, seconds = _train_epoch(stack, loader, objective, optimizer, scheduler, device)
+            for i, values in enumerate(figures):
+                put(i, "train", epoch, values, seconds)
+            for name, eval_loader in eval_loaders.items():
+                results, seconds = _evaluate(stack, eval_loader, objective, device)
+                for i, values in enumerate(results):
+                    put(i, name, epoch, {k: v for k, v in values.items() if k != "time"}, seconds)
+    except StackDiverged as exc:
+        # A diverged loss is a result, recorded as NaN from the epoch it diverged in (as `worker.train_arch`
+        # records it alone). The other archs are trained again as a stack of their own: a record does not
+        # depend on the stack it was trained in, and a stack whose member holds NaN weights is not trusted.
+        diverged = {i: epoch for i in exc.positions}
     stack_seconds = time.perf_counter() - start
     stack.unstack()
+    retrained: dict[int, dict[str, Any]] = {}
+    if diverged:
+        rest = [i for i in range(len(archs)) if i not in diverged]
+        if rest:
+            retrained = dict(zip(rest, train_stack(spec, [archs[i] for i in rest], seed, datasets)))
     records = []
     for i, (arch, net) in enumerate(zip(archs, nets)):
+        if i in retrained:
+            records.append(retrained[i])
+            continue
+        if i in diverged:
+            at = diverged[i]
+            for values in curves[i].values():
+                values[at:] = [float("nan")] * (spec.epochs - at)
+            curves[i].setdefault("train-loss", [None] * spec.epochs)[at:] = [float("nan")] * (spec.epochs - at)
         own = time.perf_counter()
         net.to(device)
         scalars = {"params": count_parameters(net) / 1e6, "flops": flops[i] / 1e6,
                    "latency": _latency(net, sample, device, spec.latency_batch, spec.latency_repeats)}
-        if card.problem == "multiclass" and "test" in datasets and datasets["test"] is not None:
+        if card.problem == "multiclass" and "test" in datasets and datasets["test"] is not None and i not in diverged:
             for key, value in _robust(net, datasets["test"], spec, device).items():
                 curves[i].setdefault(f"{EVAL_SPLITS['test']}-{key}", [None] * spec.epochs)[spec.epochs - 1] = value
         scalars["wall-time"] = stack_seconds * share[i] + time.perf_counter() - own
-        records.append({"arch": arch, "seed": seed, "curves": curves[i], "scalars": scalars})
+        record = {"arch": arch, "seed": seed, "curves": curves[i], "scalars": scalars}
+        if i in diverged:
+            record["diverged_at"] = diverged[i]
+        records.append(record)
     return records

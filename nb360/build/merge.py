@@ -113,10 +113,9 @@ def _protocol(spec: BuildSpec, data_provenance: dict[str, Any]) -> dict[str, Any
                                             "of a trained class reads its representative's row")
         if _shares_rows(spec) else None,
         "build": spec.to_dict(), "data": data_provenance, "environment": environment(spec.device),
-        "times": ("measured wall-clock seconds on the device above (train: one epoch; eval: one pass)"
-                  if spec.stack <= 1 else f"measured wall-clock seconds on the device above (train: one epoch; eval: one pass) of stacks "
-                       f"of up to {spec.stack} archs trained together, apportioned to each arch in proportion to its "
-                       "FLOPs; latency measured per arch alone"),
+        "times": "measured wall-clock seconds on the device above (train: one epoch; eval: one pass)" + (
+            "" if spec.stack <= 1 else f" of stacks of up to {spec.stack} archs trained together, apportioned to each "
+                                       "arch in proportion to its FLOPs; latency measured per arch alone"),
         "source": "trained by nb360 table build",
     }
 
