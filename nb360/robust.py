@@ -83,8 +83,8 @@ class ThreatModel:
 class InputThreat:
     """An L∞ ball of radius `eps` in a task's declared `unit`, converted element-wise to the network's units.
 
-    `to_model` (broadcastable to one input, e.g. (C, 1, 1) or (C, H, W)) is the length, in the
-    network's input units, of one declared unit; zero entries are inputs the attack may not touch.
+    `to_model` (broadcastable to one input, e.g. (C, 1, 1) or (C, H, W), or to a batch) is the length, in
+    the network's input units, of one declared unit; zero entries are inputs the attack may not touch.
     `low`/`high` bound valid inputs in the network's units (None: no box).
     """
 
@@ -100,9 +100,13 @@ class InputThreat:
     def scale(self, x: torch.Tensor, value: float) -> torch.Tensor:
         """A length (ε or a step) in the network's input units for a batch like `x`."""
         t = self.to_model.to(device=x.device, dtype=x.dtype)
-        if t.dim() > x.dim() - 1 or any(a not in (1, b) for a, b in zip(reversed(t.shape), reversed(x.shape))):
+        if t.dim() > x.dim() or any(a not in (1, b) for a, b in zip(reversed(t.shape), reversed(x.shape))):
             raise InputError(f"the threat model's scale {tuple(t.shape)} does not fit inputs of shape {tuple(x.shape)}")
         return value * t
+
+    def restricted(self, mask: torch.Tensor) -> InputThreat:
+        """The same threat with the radius zeroed where `mask` is 0 (e.g. PSICOV's padding, per sample)."""
+        return InputThreat(self.eps, self.space, self.to_model.to(mask.device) * mask, self.low, self.high)
 
     def box(self, x: torch.Tensor) -> tuple[Any, Any] | None:
         """(low, high) of valid inputs in the network's units, or None."""
