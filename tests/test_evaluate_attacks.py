@@ -187,3 +187,44 @@ def test_cli_attack_errors_are_one_line_with_exit_status_2(args: list[str], mess
                    str(tmp_path / "x"), "--no-progress", *args)
     assert proc.returncode == 2, proc.stderr
     assert message in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+ATTACKABLE = {"cifar100": fx.build_cifar100, "spherical": fx.build_spherical, "ninapro": fx.build_ninapro,
+              "fsd50k": fx.build_fsd50k, "psicov": fx.build_psicov, "cosmic": fx.build_cosmic, "ecg": fx.build_ecg,
+              "satellite": fx.build_satellite, "cifar10": fx.build_cifar10, "svhn": fx.build_svhn}
+
+
+@pytest.mark.parametrize("name", list(ATTACKABLE))
+def test_every_attackable_task_is_attacked_within_its_threat_model(name: str, tmp_path: Path) -> None:
+    """The card's threat model on each task's fixture test items: the perturbation stays in the ball (zero on inputs
+    the card does not perturb) and the robust figure is the task's own metric."""
+    from nb360.data import load
+    from nb360.evaluate.attacks import ATTACKS, TaskAttack, _Prefix, attack_figures
+    from nb360.threats import build_threat
+    from nb360.models import build
+    from nb360.robust import fgsm
+    from nb360.tasks import get_task
+    from nb360.training.loop import make_loader
+
+    ATTACKABLE[name](tmp_path, **({"n_deepcov": 4, "n_psicov": 1} if name == "psicov" else {}))
+    card, cpu = get_task(name), torch.device("cpu")
+    data = load(name, tmp_path, "retrain")
+    threat, description = build_threat(card, data["train"])
+    torch.manual_seed(0)
+    net = build(card, arch=ARCH, C=2, N=1).eval()
+    task = TaskAttack(card, data["test"], cpu)
+    loader = _Prefix(make_loader(data["test"], card.protocol().eval_batch_size or 1, shuffle=False), 3)
+    batch = next(iter(loader))
+    mask = task.region(batch)
+    bound = threat.scale(batch[0], threat.eps) * (1 if mask is None else mask)
+    adv = fgsm(lambda x: task.forward(net, x), batch[0], batch[1], threat if mask is None else threat.restricted(mask),
+               loss_fn=lambda out, _y: task.loss(out, batch))
+    delta = (adv - batch[0]).abs()
+    assert (delta <= bound + 1e-6 * (1 + batch[0].abs())).all() and delta.max() > 0  # float32 rounding
+    channels = card.robustness.get("channels")
+    if channels is not None:  # e.g. PSICOV's profile channels stay untouched
+        others = [c for c in range(card.in_channels) if c not in channels]
+        assert delta[:, others].max() == 0 if batch[0].dim() == 4 else True
+    if name != "psicov":  # the fixture's random distances leave MAE8 undefined
+        figures = attack_figures(net, task, loader, threat, ATTACKS["fgsm"], 0, cpu)
+        assert card.metric.name in figures and "reported" in figures

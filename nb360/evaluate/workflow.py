@@ -152,7 +152,7 @@ def _evaluate(spec: EvalSpec, card: TaskCard, run: RunDir, device: Any, processe
 def _attack_plan(spec: EvalSpec, card: TaskCard, datasets: dict[str, Any]) -> tuple[Any, ...] | None:
     """(threat, its description, attack settings) of the attacks to run after training, or None for none."""
     from .attacks import attack_settings, default_attacks
-    from .threats import build_threat
+    from ..threats import build_threat
 
     names = default_attacks(card) if spec.attacks is None else spec.attacks
     if not names:

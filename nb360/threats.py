@@ -21,9 +21,9 @@ from typing import Any
 
 import torch
 
-from ..errors import InputError
-from ..robust import InputThreat
-from ..tasks import TaskCard
+from .errors import InputError
+from .robust import InputThreat
+from .tasks import TaskCard
 
 TRAIN_STD_ITEMS = 512
 
@@ -77,7 +77,7 @@ def train_std(card: TaskCard, train_set: Any, items: int = TRAIN_STD_ITEMS) -> t
 
 
 def _raw_normalizer(card: TaskCard, train_set: Any) -> Any:
-    from ..search.supernet.losses import base_dataset
+    from .search.supernet.losses import base_dataset
 
     normalizer = getattr(base_dataset(train_set), "x_normalizer", None)
     if normalizer is None:
@@ -142,3 +142,24 @@ def build_threat(card: TaskCard, train_set: Any, eps: float | None = None,
         "channels": channels, "region": r.get("region"), "source": r["source"],
     }
     return threat, description
+
+
+SEARCH_EPS_SPACES = ("card", "pixel", "normalized")
+
+
+def search_threat(card: TaskCard, train_set: Any, eps: float | None, space: str) -> Any:
+    """The threat model of a search's adversarial objective (E2RNAS) and its found-architecture attacks.
+
+    "card": the card's [robustness] ε and unit (E2RNAS's own 2/255 in pixels on the image tasks);
+    "pixel": ε (default 2/255) in [0, 1] pixels through the loader's mean/std; "normalized": ε (default
+    2/255) in the network's input units as they are (nb360's earlier default, kept for comparison).
+    """
+    if space not in SEARCH_EPS_SPACES:
+        raise InputError(f"unknown ε space {space!r}: choose one of {', '.join(SEARCH_EPS_SPACES)}")
+    if space == "normalized":
+        from .robust import ThreatModel
+
+        return ThreatModel(2 / 255 if eps is None else eps, "normalized")
+    if space == "pixel":
+        return build_threat(card, train_set, 2 / 255 if eps is None else eps, "pixel")[0]
+    return build_threat(card, train_set, eps, None)[0]
