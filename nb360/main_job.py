@@ -26,6 +26,9 @@ from .errors import DataError, InputError
 from .table.embedded import EMBEDDED_DATA, EMBEDDED_DATA_BODY_SHA256, embedded_table_path
 
 TASK = "darcyflow"
+# Robustness of the retrained models (nb360.evaluate.attacks; the card's threat model: 0.1 permeability units on
+# the coefficient channel): the E2RNAS authors' FGSM and PGD-10 and the standard strong PGD beside them.
+ATTACKS = ("fgsm", "pgd", "pgd-strong")
 
 
 @dataclass
@@ -165,11 +168,13 @@ def _step_evaluate(cfg: MainJobConfig, data_root: Path, out: Path, models: dict[
     out_models = {}
     for label, model in models.items():
         spec = EvalSpec(task=TASK, data_root=str(data_root), seeds=tuple(cfg.eval_seeds), epochs=cfg.eval_epochs,
-                        device=cfg.device, channels=cfg.eval_channels, cells=cfg.eval_cells, **model)
+                        device=cfg.device, channels=cfg.eval_channels, cells=cfg.eval_cells, attacks=ATTACKS, **model)
         result = evaluate(spec, out / "evaluate" / label, progress=True, command=["nb360", "run"])
         summary = result.results["summary"]
+        robust = result.results["robustness"]
         out_models[label] = {"run_dir": str(result.run_dir), **model, "params": result.results["model"].get("params"),
-                             "reported": summary["reported"]}
+                             "reported": summary["reported"], "threat": robust["threat"],
+                             "robustness": {k: v["reported"] for k, v in robust["summary"].items() if k != "clean"}}
     return out_models
 
 
@@ -220,14 +225,26 @@ def _report(out: Path, summary: dict[str, Any]) -> Path:
         f"Objectives {', '.join(e2['objectives'])} combined per step by MGDA min-norm weights. Found cell "
         f"`{e2['genotype']}` (index {e2['arch_index']}). Logs, λ trajectory and plots: `{e2['run_dir']}`.", "",
         "![λ](e2rnas/plots/lambda.png)", "",
-        "## 4. Retraining: found architectures against the WRN baseline", "",
-        "| model | params (M) | test relative L2, mean ± std over seeds |", "|---|---|---|",
+        "## 4. Retraining: found architectures against the WRN baseline, clean and under attack", "",
+        "| model | params (M) | test relative L2, mean ± std over seeds | " + " | ".join(
+            f"under {a}" for a in ATTACKS) + " |", "|---|---|---|" + "---|" * len(ATTACKS),
     ]
+
+    def ms(r: dict[str, Any]) -> str:
+        return "n/a" if r.get("mean") is None else f"{r['mean']:.4f} ± {r['std']:.4f}"
+
     for label, m in summary["evaluate"].items():
-        r = m["reported"]
         params = f"{m['params'] / 1e6:.4f}" if isinstance(m.get("params"), (int, float)) else "?"
-        value = "n/a" if r.get("mean") is None else f"{r['mean']:.4f} ± {r['std']:.4f}"
-        lines.append(f"| {label} | {params} | {value} |")
+        robust = m.get("robustness", {})
+        lines.append(f"| {label} | {params} | {ms(m['reported'])} | " +
+                     " | ".join(ms(robust.get(a, {})) for a in ATTACKS) + " |")
+    threat = next(iter(summary["evaluate"].values())).get("threat")
+    if threat:
+        lines += ["", f"Robustness: the test relative L2 after an L∞ attack of ε = {threat['eps_text']} "
+                      f"({threat['unit']} units; {threat['perturb']}). fgsm and pgd are the E2RNAS authors' attacks "
+                      "(one step; 10 steps of 2.5ε/10, no random start), pgd-strong the standard strong one (20 "
+                      "steps of ε/4, random start, 5 restarts): the gap between them is what the weak attacks "
+                      "overstate. Source of ε: the task card's [robustness] section (`nb360 tasks show darcyflow`)."]
     lines += ["", "The protocol was shortened for a quick run (see each run's results.json), so no published "
               "reference row is directly comparable; `evaluation-report/report.md` has learning curves and the "
               "card's reference results with their source.", "",

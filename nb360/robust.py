@@ -146,8 +146,10 @@ def _input_grad(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         loss = loss_fn(model(x), y)
-        (grad,) = torch.autograd.grad(loss, x)
-    return grad
+        if not loss.requires_grad:  # the output does not depend on the input (e.g. an NB201 cell of `none` edges)
+            return torch.zeros_like(x)
+        (grad,) = torch.autograd.grad(loss, x, allow_unused=True)
+    return torch.zeros_like(x) if grad is None else grad
 
 
 def fgsm_step(x: torch.Tensor, grad: torch.Tensor, threat: Any, *, step_size: float | None = None,

@@ -281,3 +281,15 @@ def test_the_evaluation_attacks_equal_torchattacks(trained) -> None:
     weak_acc = (model(pgd(model, x, y, threat, steps=p.steps, step_size=p.step * eps, random_start=False))
                 .argmax(1) == y).float().mean().item()
     assert abs(ours_acc - ref_acc) <= 0.04 and ours_acc <= weak_acc
+
+
+def test_a_network_that_ignores_its_input_is_not_perturbed() -> None:
+    """E.g. an NB201 cell whose every path to the output is `none`: no gradient, so no perturbation (no crash)."""
+    x, y = torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 0, 1])
+    constant = nn.Linear(1, 2)
+    model = lambda inp: constant(torch.ones(len(inp), 1))  # noqa: E731
+    threat = ThreatModel(0.1)
+    assert torch.equal(fgsm(model, x, y, threat), x)
+    assert torch.equal(pgd(model, x, y, threat, steps=2, random_start=False), x)
+    zero = lambda inp: inp.sum() * 0 + torch.zeros(len(inp), 2)  # noqa: E731  (in the graph, gradient 0)
+    assert torch.equal(fgsm(zero, x, y, threat), x)
