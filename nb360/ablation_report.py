@@ -93,17 +93,25 @@ def plot_pareto(summary: dict[str, Any], path: Path) -> None:
     """Error vs robust error (size ∝ parameters) and parameters vs robust error; the Pareto front outlined."""
     plt = _pyplot()
     rows = [r for r in summary["runs"] if r["pareto"] is not None]
-    subsets = list(summary["subsets"])
+    subsets = ["+".join(subset) for subset in summary["settings"]["subsets"]]  # the run order (ablation.json sorts)
     colours = {name: plt.get_cmap("tab10")(i) for i, name in enumerate(subsets)}
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
     params = np.array([r["params"] for r in rows], dtype=float)
-    sizes = 30 + 170 * (params - params.min()) / max(np.ptp(params), 1e-12) if len(rows) else []
-    for r, size in zip(rows, sizes):
-        edge = "black" if r["pareto"] else "none"
-        for ax, x in ((left, r["error"]), (right, r["params"] / 1e6)):
-            ax.scatter(x, r["robust_error"], s=size if ax is left else 40, color=colours[r["subset"]],
-                       edgecolors=edge, linewidths=1.5, alpha=0.85)
-            ax.annotate(f"s{r['seed']}", (x, r["robust_error"]), fontsize=6, xytext=(3, 3), textcoords="offset points")
+    scale = {id(r): 40 + 160 * (r["params"] - params.min()) / max(np.ptp(params), 1e-12) for r in rows} if rows else {}
+    groups: dict[tuple[float, ...], list[dict[str, Any]]] = {}  # runs that found the same network coincide
+    for r in rows:
+        groups.setdefault((round(r["error"], 12), round(r["robust_error"], 12), r["params"]), []).append(r)
+    for members in groups.values():
+        n = len(members)
+        for k, r in enumerate(members):  # concentric markers: every subset's colour stays visible
+            shrink = (n - k) / n
+            edge = "black" if r["pareto"] else "none"
+            for ax, x, base in ((left, r["error"], scale[id(r)]), (right, r["params"] / 1e6, 60)):
+                ax.scatter(x, r["robust_error"], s=base * shrink, color=colours[r["subset"]], edgecolors=edge,
+                           linewidths=1.2, zorder=2 + k)
+        text = "; ".join(sorted({f"s{r['seed']}" for r in members})) + (f" ({n} runs)" if n > 1 else "")
+        for ax, x in ((left, members[0]["error"]), (right, members[0]["params"] / 1e6)):
+            ax.annotate(text, (x, members[0]["robust_error"]), fontsize=6, xytext=(4, 4), textcoords="offset points")
     for name in subsets:
         left.scatter([], [], color=colours[name], label=name)
     left.scatter([], [], facecolors="none", edgecolors="black", label="Pareto front")
@@ -123,7 +131,7 @@ def plot_pareto(summary: dict[str, Any], path: Path) -> None:
 
 def plot_lambdas(summary: dict[str, Any], path: Path) -> bool:
     """MGDA weights λ per architecture step, one panel per multi-objective subset, one line style per seed."""
-    multi = [name for name in summary["subsets"] if "+" in name]
+    multi = ["+".join(subset) for subset in summary["settings"]["subsets"] if len(subset) > 1]
     if not multi:
         return False
     plt = _pyplot()
@@ -165,7 +173,8 @@ def write_report(out: Path, summary: dict[str, Any]) -> Path:
              f"the attack named per run; parameters of the evaluated network.", "",
              "## Per objective subset (mean ± std over seeds)", "",
              "| objectives | seeds | error | robust error | parameters |", "|---|---|---|---|---|"]
-    for name, s in summary["subsets"].items():
+    for name in ("+".join(subset) for subset in summary["settings"]["subsets"]):
+        s = summary["subsets"][name]
         cells = [f"{_num(s[k]['mean'])} ± {_num(s[k]['std'])}" for k in ("error", "robust_error", "params")]
         lines.append(f"| {name} | {s['error']['n']} | " + " | ".join(cells) + " |")
     lines += ["", "## Every run", "", "| objectives | seed | arch | error | robust error | attack | parameters | "
@@ -175,7 +184,12 @@ def write_report(out: Path, summary: dict[str, Any]) -> Path:
         arch = r["arch_index"] if r["arch_index"] is not None else "genotype"
         lines.append(f"| {r['subset']} | {r['seed']} | {arch} | {_num(r['error'])} | {_num(r['robust_error'])} | "
                      f"{r['attack'] or 'n/a'} | {_num(r['params'])} | {'yes' if r['pareto'] else 'no'} | {lam} |")
-    lines += ["", "![Pareto: error vs robust error vs parameters](plots/pareto.png)", ""]
+    distinct = len({(r["arch_index"], r["genotype"]) for r in rows})
+    lines += ["", f"{distinct} distinct architectures among {len(rows)} runs (runs that found the same network "
+                  "share one point of the plot, drawn as concentric markers). With L2-normalised gradients MGDA "
+                  "weighs two objectives 0.5 / 0.5 at every step (the min-norm point between two unit vectors is "
+                  "their midpoint); only three or more objectives move λ.", "",
+              "![Pareto: error vs robust error vs parameters](plots/pareto.png)", ""]
     if has_lambda:
         lines += ["![λ trajectories](plots/lambda.png)", ""]
     lines += [f"Data: {summary['data']}. Search run directories: `search/<objectives>/seed-<s>/`; retraining: "
