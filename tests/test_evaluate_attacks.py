@@ -228,3 +228,15 @@ def test_every_attackable_task_is_attacked_within_its_threat_model(name: str, tm
     if name != "psicov":  # the fixture's random distances leave MAE8 undefined
         figures = attack_figures(net, task, loader, threat, ATTACKS["fgsm"], 0, cpu)
         assert card.metric.name in figures and "reported" in figures
+
+
+def test_a_search_refuses_an_adversarial_objective_on_deepsea_but_still_searches_without_it(tmp_path: Path) -> None:
+    from nb360.search.supernet import SupernetSearch, default_config
+
+    fx.build_deepsea(tmp_path / "deepsea")
+    small = dict(data_root=str(tmp_path / "deepsea"), C=2, N=1, epochs=1, batch_size=2)
+    with pytest.raises(InputError, match="deepsea is not attacked: the input is one-hot DNA"):
+        SupernetSearch(default_config("e2rnas", "deepsea", objectives=("acc", "adv"), **small), tmp_path / "a",
+                       progress=False)
+    engine = SupernetSearch(default_config("darts", "deepsea", **small), tmp_path / "b", progress=False)
+    assert engine.threat is None  # the found architecture is scored clean only, with the card's reason
