@@ -240,3 +240,15 @@ def test_a_search_refuses_an_adversarial_objective_on_deepsea_but_still_searches
                        progress=False)
     engine = SupernetSearch(default_config("darts", "deepsea", **small), tmp_path / "b", progress=False)
     assert engine.threat is None  # the found architecture is scored clean only, with the card's reason
+
+
+def test_genotypes_on_the_e2rnas_suite_retrain_with_the_authors_protocol_only(cifar10_root: Path) -> None:
+    from nb360.evaluate import darts_protocol, model_description
+    from nb360.tasks import get_task
+
+    card = get_task("cifar10")
+    fields, protocol = darts_protocol(card, None)
+    assert (protocol["name"], fields["epochs"], fields["batch_size"]) == ("darts", 600, 96)  # DARTS/train.py
+    assert model_description(card, cifar_spec(cifar10_root, layers=None, channels=None))["C"] == 36
+    with pytest.raises(InputError, match="use --protocol darts"):
+        darts_protocol(card, "nb360")

@@ -29,7 +29,15 @@ from .files import (
     save_checkpoint,
     write_json,
 )
-from .protocols import _params, build_model, darts_protocol, model_description, retrain_protocol, train_config
+from .protocols import (
+    _params,
+    build_model,
+    darts_protocol,
+    model_description,
+    resolve_protocol,
+    retrain_protocol,
+    train_config,
+)
 from .results import data_source, summarize
 from .spec import CONFIG_FORMAT, EpochHook, EvalSpec
 
@@ -56,8 +64,8 @@ def evaluate(spec: EvalSpec, run_dir: str | os.PathLike[str] | None = None, *, p
 
     spec.validate()
     card = get_task(spec.task)
-    if spec.protocol is None:  # DARTS genotypes: the E2RNAS suite retrains with the authors' (DARTS's) protocol
-        spec = dataclasses.replace(spec, protocol="darts" if card.suite == "e2rnas" else "nb360")
+    # DARTS genotypes: the E2RNAS suite retrains with the authors' (DARTS's) protocol, the ten with NAS-Bench-360's
+    spec = dataclasses.replace(spec, protocol=resolve_protocol(card, spec.protocol))
     joined_here = not distributed.is_active()  # leave a caller's own process group alone
     launch, device = distributed.init(spec.device)
     main = launch.rank == 0
