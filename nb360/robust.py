@@ -13,6 +13,11 @@ FGSM: x' = x + ε·sign(∇ₓL) (Goodfellow et al.); with `random_start` the FG
 (δ ~ U(-ε, ε), step 1.25ε by default, δ clipped to the ball). PGD-k (Madry et al.): random start,
 k steps of size α, projection onto the ball and the box after each step. Models are attacked in
 eval mode unless told otherwise; only the input gradient is taken (parameter gradients untouched).
+
+`InputThreat` is the general form the evaluation uses (`nb360.evaluate.attacks`): ε in the units a
+task card declares, converted to the network's units by an element-wise scale (zero where an input
+may not be perturbed, e.g. Darcy Flow's coordinate channels) and an optional box. `pgd(...,
+restarts=k, score=...)` keeps, per sample, the worst of k random-start runs (Madry et al.'s restarts).
 """
 
 from __future__ import annotations
@@ -75,6 +80,43 @@ class ThreatModel:
         return (low - mean) / std, (high - mean) / std
 
 
+class InputThreat:
+    """An L∞ ball of radius `eps` in a task's declared `unit`, converted element-wise to the network's units.
+
+    `to_model` (broadcastable to one input, e.g. (C, 1, 1) or (C, H, W), or to a batch) is the length, in
+    the network's input units, of one declared unit; zero entries are inputs the attack may not touch.
+    `low`/`high` bound valid inputs in the network's units (None: no box).
+    """
+
+    def __init__(self, eps: float, unit: str, to_model: torch.Tensor, low: torch.Tensor | None = None,
+                 high: torch.Tensor | None = None) -> None:
+        if not (eps >= 0) or eps == float("inf"):
+            raise InputError(f"eps must be a finite non-negative number, got {eps}")
+        if not torch.isfinite(to_model).all() or (to_model < 0).any():
+            raise InputError("the unit conversion must be finite and non-negative")
+        self.eps, self.space, self.to_model = float(eps), unit, to_model.detach().float()
+        self.low, self.high = low, high
+
+    def scale(self, x: torch.Tensor, value: float) -> torch.Tensor:
+        """A length (ε or a step) in the network's input units for a batch like `x`."""
+        t = self.to_model.to(device=x.device, dtype=x.dtype)
+        if t.dim() > x.dim() or any(a not in (1, b) for a, b in zip(reversed(t.shape), reversed(x.shape))):
+            raise InputError(f"the threat model's scale {tuple(t.shape)} does not fit inputs of shape {tuple(x.shape)}")
+        return value * t
+
+    def restricted(self, mask: torch.Tensor) -> InputThreat:
+        """The same threat with the radius zeroed where `mask` is 0 (e.g. PSICOV's padding, per sample)."""
+        return InputThreat(self.eps, self.space, self.to_model.to(mask.device) * mask, self.low, self.high)
+
+    def box(self, x: torch.Tensor) -> tuple[Any, Any] | None:
+        """(low, high) of valid inputs in the network's units, or None."""
+        if self.low is None and self.high is None:
+            return None
+        low = self.low if self.low is not None else torch.tensor(float("-inf"))
+        high = self.high if self.high is not None else torch.tensor(float("inf"))
+        return low.to(device=x.device, dtype=x.dtype), high.to(device=x.device, dtype=x.dtype)
+
+
 def _clip_box(x: torch.Tensor, box: tuple[Any, Any] | None) -> torch.Tensor:
     if box is None:
         return x
@@ -104,11 +146,13 @@ def _input_grad(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, 
     x = x.detach().requires_grad_(True)
     with torch.enable_grad():
         loss = loss_fn(model(x), y)
-        (grad,) = torch.autograd.grad(loss, x)
-    return grad
+        if not loss.requires_grad:  # the output does not depend on the input (e.g. an NB201 cell of `none` edges)
+            return torch.zeros_like(x)
+        (grad,) = torch.autograd.grad(loss, x, allow_unused=True)
+    return torch.zeros_like(x) if grad is None else grad
 
 
-def fgsm_step(x: torch.Tensor, grad: torch.Tensor, threat: ThreatModel, *, step_size: float | None = None,
+def fgsm_step(x: torch.Tensor, grad: torch.Tensor, threat: Any, *, step_size: float | None = None,
               start: torch.Tensor | None = None) -> torch.Tensor:
     """One signed-gradient step from x (+ an optional start perturbation), projected to the ball and the box."""
     eps = threat.scale(x, threat.eps)
@@ -117,7 +161,7 @@ def fgsm_step(x: torch.Tensor, grad: torch.Tensor, threat: ThreatModel, *, step_
     return _project(base + step * grad.sign(), x, eps, threat.box(x)).detach()
 
 
-def fgsm(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, *,
+def fgsm(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, threat: Any, *,
          loss_fn: LossFn = F.cross_entropy, random_start: bool = False, step_size: float | None = None,
          generator: torch.Generator | None = None) -> torch.Tensor:
     """FGSM adversarial inputs (FGSM-RS with `random_start`: δ ~ U(-ε, ε), step 1.25ε unless `step_size`)."""
@@ -130,23 +174,47 @@ def fgsm(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torc
     return fgsm_step(x, grad, threat, step_size=step_size, start=start)
 
 
-def pgd(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, threat: ThreatModel, *,
+ScoreFn = Callable[[torch.Tensor], torch.Tensor]  # adversarial batch -> (N,) badness per sample (higher: worse)
+
+
+def pgd(model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor, threat: Any, *,
         steps: int = 10, step_size: float | None = None, random_start: bool = True,
-        loss_fn: LossFn = F.cross_entropy, generator: torch.Generator | None = None) -> torch.Tensor:
-    """PGD-k adversarial inputs: optional random start, `steps` signed steps of `step_size` (default 2.5ε/k)."""
+        loss_fn: LossFn = F.cross_entropy, generator: torch.Generator | None = None, restarts: int = 1,
+        score: ScoreFn | None = None) -> torch.Tensor:
+    """PGD-k adversarial inputs: optional random start, `steps` signed steps of `step_size` (default 2.5ε/k).
+
+    With `restarts` > 1 (random start only), each sample keeps the run whose `score` (per-sample
+    badness of the adversarial input, higher is worse for the model) is highest.
+    """
     if steps < 1:
         raise InputError(f"PGD needs at least one step, got {steps}")
+    if restarts < 1 or (restarts > 1 and (not random_start or score is None)):
+        raise InputError(f"PGD restarts must be >= 1 and need a random start and a per-sample score, got {restarts}")
     step_size = 2.5 * threat.eps / steps if step_size is None else step_size
     eps = threat.scale(x, threat.eps)
     alpha = threat.scale(x, step_size)
     box = threat.box(x)
-    x_adv = x.detach()
-    if random_start:
-        x_adv = _clip_box(x_adv + _uniform_like(x, eps, generator), box)
-    for _ in range(steps):
-        grad = _input_grad(model, x_adv, y, loss_fn)
-        x_adv = _project(x_adv + alpha * grad.sign(), x, eps, box).detach()
-    return x_adv
+    best, best_score = None, None
+    for _ in range(restarts):
+        x_adv = x.detach()
+        if random_start:
+            x_adv = _clip_box(x_adv + _uniform_like(x, eps, generator), box)
+        for _ in range(steps):
+            grad = _input_grad(model, x_adv, y, loss_fn)
+            x_adv = _project(x_adv + alpha * grad.sign(), x, eps, box).detach()
+        if restarts == 1:
+            return x_adv
+        assert score is not None
+        with torch.no_grad():
+            s = score(x_adv).reshape(-1)
+        if best is None or best_score is None:
+            best, best_score = x_adv, s
+            continue
+        worse = s > best_score
+        best = torch.where(worse.view(-1, *([1] * (x.dim() - 1))), x_adv, best)
+        best_score = torch.where(worse, s, best_score)
+    assert best is not None
+    return best
 
 
 def attack(name: str, model: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, y: torch.Tensor,

@@ -39,19 +39,58 @@ def build_cifar100(root: Path, *, n_train: int = 10, n_test: int = 4, extracted:
             b"coarse_label_names": [f"s{i}".encode() for i in range(20)]}
     payloads = {name: pickle.dumps(obj, protocol=2) for name, obj in (("train", batches["train"]),
                                                                         ("test", batches["test"]), ("meta", meta))}
+    _write_tree(root, "cifar-100-python", "cifar-100-python.tar.gz", payloads, extracted)
+    return {split: (b[b"data"], np.array(b[b"fine_labels"])) for split, b in batches.items()}
+
+
+# ----------------------------------------------------------------------------- CIFAR-10 (E2RNAS suite)
+def build_cifar10(root: Path, *, per_batch: int = 4, n_test: int = 4, extracted: bool = False,
+                  seed: int = 10) -> dict[str, Any]:
+    """cifar-10-python.tar.gz (or cifar-10-batches-py/): five training batches + test_batch, keys data / labels."""
+    rng = _rng(seed)
+    batches = {}
+    for name, n in [*((f"data_batch_{i}", per_batch) for i in range(1, 6)), ("test_batch", n_test)]:
+        batches[name] = {b"batch_label": f"synthetic {name}".encode(),
+                         b"labels": rng.integers(0, 10, size=n).tolist(),
+                         b"data": rng.integers(0, 256, size=(n, 3072), dtype=np.uint8),
+                         b"filenames": [f"img{i}.png".encode() for i in range(n)]}
+    payloads = {name: pickle.dumps(obj, protocol=2) for name, obj in batches.items()}
+    payloads["batches.meta"] = pickle.dumps({b"label_names": [f"c{i}".encode() for i in range(10)]}, protocol=2)
+    _write_tree(root, "cifar-10-batches-py", "cifar-10-python.tar.gz", payloads, extracted)
+    train = [batches[f"data_batch_{i}"] for i in range(1, 6)]
+    return {"train": (np.concatenate([b[b"data"] for b in train]), np.concatenate([b[b"labels"] for b in train])),
+            "test": (batches["test_batch"][b"data"], np.array(batches["test_batch"][b"labels"]))}
+
+
+def _write_tree(root: Path, folder: str, archive: str, payloads: dict[str, bytes], extracted: bool) -> None:
     root.mkdir(parents=True, exist_ok=True)
     if extracted:
-        folder = root / "cifar-100-python"
-        folder.mkdir()
+        (root / folder).mkdir()
         for name, payload in payloads.items():
-            (folder / name).write_bytes(payload)
-    else:
-        with tarfile.open(root / "cifar-100-python.tar.gz", "w:gz") as tar:
-            for name, payload in payloads.items():
-                info = tarfile.TarInfo(f"cifar-100-python/{name}")
-                info.size = len(payload)
-                tar.addfile(info, io.BytesIO(payload))
-    return {split: (b[b"data"], np.array(b[b"fine_labels"])) for split, b in batches.items()}
+            (root / folder / name).write_bytes(payload)
+        return
+    with tarfile.open(root / archive, "w:gz") as tar:
+        for name, payload in payloads.items():
+            info = tarfile.TarInfo(f"{folder}/{name}")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+
+
+# ----------------------------------------------------------------------------- SVHN (E2RNAS suite)
+def build_svhn(root: Path, *, n_train: int = 10, n_test: int = 4, seed: int = 11) -> dict[str, Any]:
+    """train_32x32.mat / test_32x32.mat (MATLAB v5 via scipy): X (32, 32, 3, N) uint8, y (N, 1) in 1..10."""
+    from scipy.io import savemat
+
+    rng = _rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for split, n in (("train", n_train), ("test", n_test)):
+        x = rng.integers(0, 256, size=(32, 32, 3, n), dtype=np.uint8)
+        y = rng.integers(1, 11, size=(n, 1)).astype(np.uint8)
+        y[0, 0] = 10  # the label of digit 0
+        savemat(root / f"{split}_32x32.mat", {"X": x, "y": y})
+        out[split] = (x, y)
+    return out
 
 
 # ----------------------------------------------------------------------------- Spherical

@@ -24,7 +24,7 @@ from nb360.tasks import get_task  # noqa: E402
 BUILDERS = {
     "cifar100": fx.build_cifar100, "spherical": fx.build_spherical, "ninapro": fx.build_ninapro,
     "fsd50k": fx.build_fsd50k, "psicov": fx.build_psicov, "cosmic": fx.build_cosmic, "ecg": fx.build_ecg,
-    "satellite": fx.build_satellite, "deepsea": fx.build_deepsea,
+    "satellite": fx.build_satellite, "deepsea": fx.build_deepsea, "cifar10": fx.build_cifar10, "svhn": fx.build_svhn,
 }
 
 
@@ -543,3 +543,57 @@ def test_unknown_loader_options_are_input_errors(tmp_path: Path) -> None:
     fx.build_ninapro(tmp_path)
     with pytest.raises(InputError, match="ninapro takes no loader options"):
         load("ninapro", tmp_path, augment=False)
+
+
+# ----------------------------------------------------------------------------- the E2RNAS suite: CIFAR-10, SVHN
+@pytest.mark.parametrize("extracted", [False, True])
+def test_cifar10_reads_the_python_batches_with_the_e2rnas_split(tmp_path: Path, extracted: bool) -> None:
+    from nb360.data.cifar10 import MEAN, STD
+
+    raw = fx.build_cifar10(tmp_path, per_batch=4, extracted=extracted)
+    search, retrain = load("cifar10", tmp_path, "search"), load("cifar10", tmp_path, "retrain", augment=False)
+    assert (len(search["train"]), len(search["val"]), len(search["test"])) == (10, 10, 4)  # 20 images: 50/50
+    assert len(retrain["train"]) == 20 and retrain["val"] is None
+    mean, std = torch.tensor(MEAN).view(3, 1, 1), torch.tensor(STD).view(3, 1, 1)
+    x, y = search["val"][3]  # index 10 + 3 of the training images, in batch order, no shuffle
+    expected = (torch.from_numpy(raw["train"][0][13].reshape(3, 32, 32).astype(np.float32)) / 255 - mean) / std
+    assert torch.allclose(x, expected) and int(y) == raw["train"][1][13]
+    xt, yt = search["test"][1]
+    assert int(yt) == raw["test"][1][1] and xt.shape == (3, 32, 32)
+
+
+def test_cifar10_corrupt_and_missing_batches(tmp_path: Path) -> None:
+    fx.build_cifar10(tmp_path, extracted=True)
+    (tmp_path / "cifar-10-batches-py" / "data_batch_3").write_bytes(b"\x80\x02garbage")
+    with pytest.raises(DataError, match="data_batch_3"):
+        load("cifar10", tmp_path)
+    (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
+    with pytest.raises(DataError, match="cifar-10-python.tar.gz"):
+        load("cifar10", tmp_path)
+
+
+def test_svhn_reads_the_mat_files_and_maps_label_10_to_digit_0(tmp_path: Path) -> None:
+    from nb360.data.svhn import MEAN, STD
+
+    raw = fx.build_svhn(tmp_path, n_train=11, n_test=4)
+    search = load("svhn", tmp_path, "search", augment=False)
+    assert (len(search["train"]), len(search["val"]), len(search["test"])) == (5, 6, 4)  # floor(11 / 2) = 5
+    x, y = search["train"][0]
+    pixels = torch.from_numpy(np.transpose(raw["train"][0][..., 0], (2, 0, 1)).astype(np.float32)) / 255
+    assert torch.allclose(x, (pixels - torch.tensor(MEAN).view(3, 1, 1)) / torch.tensor(STD).view(3, 1, 1))
+    assert int(y) == 0  # the fixture's first label is 10, SVHN's code for the digit 0
+    labels = [int(search["val"][i][1]) for i in range(6)]
+    assert labels == [int(v) % 10 for v in raw["train"][1][5:, 0]]
+    assert len(load("svhn", tmp_path, "retrain")["train"]) == 11
+
+
+def test_svhn_bad_files_are_data_errors(tmp_path: Path) -> None:
+    from scipy.io import savemat
+
+    fx.build_svhn(tmp_path)
+    (tmp_path / "test_32x32.mat").write_bytes(b"MATLAB 5.0 MAT-file, truncated")
+    with pytest.raises(DataError, match="test_32x32.mat"):
+        load("svhn", tmp_path)
+    savemat(tmp_path / "test_32x32.mat", {"X": np.zeros((32, 32, 3, 2), np.uint8), "y": np.array([[0], [3]])})
+    with pytest.raises(DataError, match="labels must be 1..10"):
+        load("svhn", tmp_path)

@@ -297,3 +297,71 @@ def test_cli_searches_the_darts_space_and_retrains_the_genotype(data_root: Path,
     bad = subprocess.run([sys.executable, "-m", "nb360", "search", "--method", "pcdarts", "--task", "satellite",
                           "--data-root", str(data_root)], capture_output=True, text=True)
     assert bad.returncode == 2 and "--space darts" in bad.stderr
+
+
+# ----------------------------------------------------------------------------- E2RNAS: the authors' defaults
+def test_e2rnas_defaults_are_the_authors(tmp_path: Path) -> None:
+    import task_fixtures as fx
+
+    from nb360.search.supernet import SupernetSearch
+    from nb360.search.supernet.config import default_config
+
+    nb201 = default_config("e2rnas", "ninapro")
+    assert nb201.second_order and (nb201.eps, nb201.eps_space) == (None, "card")  # unrolled; the card's ε and unit
+    cfg = default_config("e2rnas", "cifar10", space="darts")
+    assert (cfg.second_order, cfg.arch_data, cfg.batch_size, cfg.weight_decay, cfg.arch_lr, cfg.epochs) == (
+        True, "val", 64, 3e-4, 3e-4, 50)
+    assert (cfg.grad_norm, cfg.size_constraint, cfg.adv_step, cfg.lower_level, cfg.mgda) == (
+        "l2", "abs", 1.25, "clean", True)
+    fx.build_cifar10(tmp_path, per_batch=2, n_test=2)
+    engine = SupernetSearch(default_config("e2rnas", "cifar10", space="darts", data_root=str(tmp_path), C=4,
+                                           layers=2), tmp_path / "run", progress=False)
+    x = torch.zeros(1, 3, 4, 4)
+    authors_std = torch.tensor([0.24703233, 0.24348505, 0.26158768]).view(1, 3, 1, 1)
+    assert torch.allclose(engine.threat.scale(x, engine.threat.eps), (2 / 255) / authors_std)  # DARTS/train_search.py
+    assert len(engine.train_set) == len(engine.arch_set) == 5  # train_portion 0.5 by index: the card's val split
+
+
+def test_the_authors_size_proxy_equals_their_param_number() -> None:
+    """size_proxy="supernet" against a direct transcription of the formula of E2RNAS's architect.param_number."""
+    from types import SimpleNamespace
+
+    from nb360.models import MixWeights
+    from nb360.search.supernet.objectives import AUTHORS_SIZE_TARGET, ResourceObjective, supernet_size_proxy
+    from nb360.tasks import get_task
+
+    proxy = supernet_size_proxy(get_task("cifar10"), "darts", SimpleNamespace(C=16, layers=8))
+    gen = torch.Generator().manual_seed(0)
+    alpha = torch.randn(2, 14, 8, generator=gen, dtype=torch.float64)
+    p = torch.softmax(alpha, dim=-1)
+
+    def u(C: int, reduction: bool) -> torch.Tensor:  # per op, per edge (search-methods.md section 1.4)
+        row = torch.tensor([0, 0, 0, 0, 2 * (C * C + 11 * C), 2 * (C * C + 27 * C), C * C + 11 * C, C * C + 27 * C],
+                           dtype=torch.float64)
+        table = row.repeat(14, 1)
+        if reduction:
+            for e in (0, 1, 2, 3, 5, 6, 9, 10):  # FactorizedReduce on the stride-2 skip edges
+                table[e, 3] += C * C + 2 * C
+        return table
+
+    c_list, reductions = [16, 16, 32, 32, 32, 64, 64, 64], {2, 5}
+    expected = sum((1.5 if i in reductions else 3.0) * (p[int(i in reductions)] * u(c, i in reductions)).sum()
+                   for i, c in enumerate(c_list))
+    assert float(proxy.expected(MixWeights(p))) == pytest.approx(float(expected), rel=1e-12)
+    size = ResourceObjective.build("size", proxy, 1e5, AUTHORS_SIZE_TARGET, "abs")
+    assert float(size(MixWeights(p))) == pytest.approx(abs(3.0 - float(expected) / 1e5), rel=1e-12)
+
+
+def test_search_help_names_every_kept_deviation_from_the_authors() -> None:
+    import re
+
+    from nb360.search.supernet.methods.e2rnas import AUTHORS_DEVIATIONS
+
+    proc = subprocess.run([sys.executable, "-m", "nb360", "search", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    text = re.sub(r"\s+", " ", proc.stdout)
+    docs = re.sub(r"\s+", " ", (Path(__file__).resolve().parents[1] / "docs" / "e2rnas.md").read_text())
+    for d in AUTHORS_DEVIATIONS:
+        for needle in (f"{d.setting}: nb360", d.why[:40], d.theirs):
+            assert needle in text, needle
+        assert d.setting in docs and d.theirs in docs

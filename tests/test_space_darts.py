@@ -164,3 +164,15 @@ def test_op_param_cost_is_e2rnas_u_of_c() -> None:
 def test_the_space_imports_without_torch() -> None:
     code = "import sys, nb360.space.darts as d; d.parse('DARTS_V2'); assert 'torch' not in sys.modules"
     assert subprocess.run([sys.executable, "-c", code], capture_output=True).returncode == 0
+
+
+def test_the_e2rnas_authors_genotypes_are_published_names_with_their_source() -> None:
+    names = [n for n in darts.PUBLISHED if n.startswith("E2RNAS_")]
+    assert {"E2RNAS_V1_cifar10", "E2RNAS_V1_cifar100", "E2RNAS_V1_svhn", "E2RNAS_PCDARTS_cifar10"} <= set(names)
+    for name in names:
+        genotype, source = darts.PUBLISHED[name]
+        assert "yuezhixiong/NAS-Benchmark" in source and "genotypes.py@" in source
+        assert darts.parse(name) == genotype == darts.parse(darts.to_str(genotype))
+    # spot check against the authors' file (DARTS/genotypes.py, fgsm_nop_min_svhn): first and last pairs
+    svhn = darts.published("E2RNAS_V1_svhn")
+    assert svhn.normal[0] == ("skip_connect", 1) and svhn.reduce[-1] == ("avg_pool_3x3", 1)

@@ -28,6 +28,11 @@ EXPECTED = {  # name: (topology, input shape (C, ...), outputs, problem, metric 
     "satellite": ("point1d", (1, 46), 24, "multiclass", "error"),
     "deepsea": ("point1d", (4, 1000), 36, "multilabel", "auroc"),
 }
+E2RNAS_SUITE = {  # the E2RNAS paper's own datasets, outside the ten
+    "cifar10": ("point2d", (3, 32, 32), 10, "multiclass", "error"),
+    "svhn": ("point2d", (3, 32, 32), 10, "multiclass", "error"),
+}
+ALL = {**EXPECTED, **E2RNAS_SUITE}
 SOURCE_OF_RESULTS = "NAS-Bench-360 README images/baselines.png (uploaded 2022-06-23), repo rtu715/NAS-Bench-360@587bb09"
 
 
@@ -36,15 +41,19 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 
 
 # ----------------------------------------------------------------------------- the ten cards
-def test_the_ten_cards_in_benchmark_order() -> None:
-    assert [c.name for c in list_tasks()] == list(TASK_ORDER) == list(EXPECTED)
-    assert sorted(p.stem for p in CARDS.glob("*.toml")) == sorted(EXPECTED)
+def test_the_ten_cards_in_benchmark_order_then_the_e2rnas_suite() -> None:
+    assert [c.name for c in list_tasks("nb360")] == list(TASK_ORDER) == list(EXPECTED)
+    assert [c.name for c in list_tasks("e2rnas")] == list(E2RNAS_SUITE)
+    assert [c.name for c in list_tasks()] == list(ALL)
+    assert sorted(p.stem for p in CARDS.glob("*.toml")) == sorted(ALL)
+    with pytest.raises(InputError, match="unknown task suite 'nas'"):
+        list_tasks("nas")
 
 
-@pytest.mark.parametrize("name", list(EXPECTED))
+@pytest.mark.parametrize("name", list(ALL))
 def test_card_passes_the_schema_check_and_declares_the_task(name: str) -> None:
     card = read_card(CARDS / f"{name}.toml")  # the strict schema check, straight from the file
-    topology, shape, outputs, problem, metric = EXPECTED[name]
+    topology, shape, outputs, problem, metric = ALL[name]
     assert (card.topology, card.input_shape, card.num_outputs, card.problem, card.metric.name) == (
         topology, shape, outputs, problem, metric)
     assert card.input_layout == ("CL" if topology == "point1d" else "CHW")
@@ -73,7 +82,7 @@ def test_cifar100_file_has_its_published_checksum() -> None:
     assert f.md5 == "eb9058c3a382ffc7106e4002c42a8d85" and f.size == 169001437
 
 
-@pytest.mark.parametrize("name", list(EXPECTED))
+@pytest.mark.parametrize("name", list(ALL))
 def test_splits_have_search_and_retrain_with_consistent_sizes(name: str) -> None:
     splits = get_task(name).splits
     search, retrain = splits["search"], splits["retrain"]
@@ -245,20 +254,28 @@ def test_a_bad_card_in_the_cards_dir_fails_the_registry_with_its_name(tmp_path: 
 
 
 # ----------------------------------------------------------------------------- CLI
-def test_cli_tasks_list_prints_a_table_of_the_ten() -> None:
+def test_cli_tasks_list_prints_the_ten_then_the_e2rnas_suite_separately() -> None:
     proc = run_cli("tasks", "list")
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.strip().splitlines()
-    assert lines[0].split()[:4] == ["name", "title", "type", "input"]
-    assert [line.split()[0] for line in lines[2:]] == list(EXPECTED)
+    ten, e2rnas = proc.stdout.strip().split("\n\n")
+    lines = ten.splitlines()
+    assert lines[0].startswith("NAS-Bench-360") and lines[1].split()[:4] == ["name", "title", "type", "input"]
+    assert [line.split()[0] for line in lines[3:]] == list(EXPECTED)
     assert "1x16x52" in proc.stdout and "57x128x128" in proc.stdout
+    lines = e2rnas.splitlines()
+    assert lines[0].startswith("E2RNAS suite") and "outside the ten NAS-Bench-360 tasks" in lines[0]
+    assert [line.split()[0] for line in lines[3:]] == list(E2RNAS_SUITE)
+    only = run_cli("tasks", "list", "--suite", "nb360")
+    assert only.returncode == 0 and "cifar10 " not in only.stdout and "E2RNAS" not in only.stdout
 
 
 def test_cli_tasks_list_json() -> None:
     proc = run_cli("tasks", "list", "--json")
     assert proc.returncode == 0, proc.stderr
     cards = json.loads(proc.stdout)
-    assert [c["name"] for c in cards] == list(EXPECTED)
+    assert [c["name"] for c in cards] == list(ALL)
+    assert {c["name"]: c["suite"] for c in cards} == {**{n: "nb360" for n in EXPECTED}, "cifar10": "e2rnas",
+                                                       "svhn": "e2rnas"}
 
 
 def test_cli_tasks_show_prints_the_whole_card() -> None:
@@ -286,6 +303,49 @@ def test_cli_tasks_show_unknown_task_exits_2_with_one_line() -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "unknown task 'bogus'" in lines[0] and "ninapro" in lines[0]
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("name", list(ALL))
+def test_every_card_defines_its_robustness(name: str) -> None:
+    from nb360.tasks import ROBUSTNESS_UNITS
+
+    r = get_task(name).robustness
+    assert r["robust_metric"] and r["source"]
+    if name == "deepsea":  # one-hot DNA: refused, with the reason and the accepted alternative named
+        assert r["attackable"] is False and "one-hot" in r["reason"] and r["relaxation"]
+        return
+    assert r["attackable"] is True and r["unit"] in ROBUSTNESS_UNITS and r["eps"] > 0 and r["eps_text"]
+    assert r["norm"] == "linf" and r["perturb"]
+    if name in ("cifar10", "svhn", "cifar100"):  # the E2RNAS authors' threat model: 2/255 in pixels
+        assert (r["unit"], r["eps_text"], r["box"]) == ("pixel", "2/255", [0.0, 1.0])
+        assert r["eps"] == pytest.approx(2 / 255) and "test_adv.py" in r["source"]
+    if name == "darcyflow":
+        assert r["channels"] == [0]  # the coordinate channels are not data
+
+
+def test_e2rnas_suite_cards_carry_checksums_and_the_papers_reference_with_its_source() -> None:
+    cifar10, svhn = get_task("cifar10"), get_task("svhn")
+    assert cifar10.file("cifar-10-python.tar.gz").md5 == "c58f30108f718f92721af3b95e74349a"
+    assert svhn.file("train_32x32.mat").md5 == "e26dedcc434d2e4c54c9b2d4a06d8373"
+    assert svhn.file("test_32x32.mat").md5 == "eb5a983be6a315427106f1b164d9cef3"
+    for card in (cifar10, svhn):
+        ref = card.robustness["reference"]
+        assert "2011.09820" in ref["source"] and "FGSM" in ref["protocol"]
+        for row in ref["rows"]:  # no number without a source: the paper's tables are not established
+            assert any(k in row for k in ("clean", "fgsm", "pgd")) or "not established" in row["note"]
+
+
+def test_robustness_schema_errors_name_the_field(tmp_path: Path) -> None:
+    text = (CARDS / "darcyflow.toml").read_text()
+    for edit, field in ((lambda t: t.replace("channels = [0]", "channels = [3]"), "robustness.channels"),
+                        (lambda t: t.replace('unit = "raw"', 'unit = "furlongs"'), "robustness.unit"),
+                        (lambda t: t.replace("eps = 0.1", "eps = -0.1"), "robustness.eps"),
+                        (lambda t: t.replace('robust_metric = "robust relative L2', 'metric = "x'),
+                         "robustness.metric")):
+        path = tmp_path / "darcyflow.toml"
+        path.write_text(edit(text))
+        with pytest.raises(DataError, match=f"`{field}`"):
+            read_card(path)
 
 
 def test_every_card_metric_is_a_registered_metric() -> None:

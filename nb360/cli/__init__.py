@@ -16,7 +16,8 @@ from collections.abc import Callable, Sequence
 from ..errors import Nb360Error
 
 # Subcommand modules under nb360.cli, in the order `nb360 --help` lists them.
-COMMANDS: tuple[str, ...] = ("run", "info", "table", "data", "tasks", "search", "evaluate", "suite", "report")
+COMMANDS: tuple[str, ...] = ("run", "info", "table", "data", "tasks", "search", "ablate", "evaluate", "suite",
+                             "report")
 
 EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1

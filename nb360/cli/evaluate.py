@@ -51,6 +51,19 @@ Deviations from NAS-Bench-360 (each with its reason; also in the run's config.js
     as the script's model.predict (--xgb-scores proba: probabilities instead); a class absent from a
     small train split is relabelled away (never on the released data); PSICOV refused (no result).
 
+Adversarial evaluation (--attacks): after each seed's training, its final network is attacked on the
+test set and the task's own metric is reported under attack, per seed and as mean +- std:
+  fgsm        the E2RNAS authors' FGSM: one step of eps, no random start (DARTS/test_adv.py)
+  pgd         their PGD-10: steps of 2.5 eps/10, no random start
+  pgd-strong  a standard strong attack beside them: PGD-20, steps of eps/4, random start, 5 restarts,
+              worst per sample; its gap to pgd shows how much the weak attack overstates robustness
+eps and its unit come from the card's [robustness] section (`nb360 tasks show TASK`): e.g. 2/255 in
+[0, 1] pixels for CIFAR, converted through the loader's mean/std into the network's units; --eps
+and --eps-unit override them (pixel, model, train-std, raw). The E2RNAS suite (cifar10, svhn) runs
+all three attacks by default and retrains genotypes with the authors' protocol (--protocol darts);
+the ten NAS-Bench-360 tasks attack only when asked. DeepSEA (one-hot DNA) is refused with its reason.
+Adding --attacks to a finished run directory attacks its saved networks without retraining.
+
 The run directory (--out, default runs/evaluate-<task>-<model>-<time>) holds config.json,
 manifest.json (versions, git revision, device, command, sha256 of every data file), per-seed
 log.jsonl and checkpoints/last.pt, and results.json. Rerunning the same command with --out DIR
@@ -64,6 +77,8 @@ Example:
   nb360 evaluate --task darcyflow --arch 1462 --data-root data/darcyflow --epochs 20
   nb360 evaluate --task ninapro --genotype runs/gaea-ninapro/genotype.json --data-root data --seeds 0 1 2
   nb360 evaluate --task cifar100 --genotype DARTS_V2 --data-root data
+  nb360 evaluate --task cifar10 --genotype E2RNAS_V1_cifar10 --data-root data --attacks fgsm,pgd,pgd-strong
+  nb360 evaluate --task darcyflow --arch 1462 --data-root data --epochs 20 --attacks default --attack-limit 20
   nb360 evaluate --task ecg --arch '|nor_conv_3x3~0|+|nor_conv_3x3~0|skip_connect~1|+|skip_connect~0|nor_conv_3x3~1|\
 nor_conv_3x3~2|' --data-root data/ecg
 """
@@ -96,8 +111,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="network channels C (NB201 default 16; DARTS: the protocol's, 36)")
     parser.add_argument("--cells", type=WIDTH, default=5, metavar="N", help="NB201 cells per stage N (default 5)")
     parser.add_argument("--layers", type=WIDTH, metavar="L", help="DARTS network cells (default 20)")
-    parser.add_argument("--protocol", choices=("nb360", "darts"), default="nb360",
-                        help="DARTS genotypes: NAS-Bench-360's GAEA evaluation (default) or DARTS's CIFAR protocol")
+    parser.add_argument("--protocol", choices=("nb360", "darts"),
+                        help="DARTS genotypes: NAS-Bench-360's GAEA evaluation (default on the ten tasks) or DARTS's "
+                             "CIFAR protocol, which E2RNAS uses (default on the E2RNAS suite)")
     parser.add_argument("--pooling", choices=("original", "global"), default="original",
                         help="point-2D WRN pooling: NB360's rules (default) or global average pooling")
     parser.add_argument("--eval-every", type=EPOCHS, default=1, metavar="K",
@@ -117,6 +133,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     baselines.add_argument("--xgb-scores", choices=("hard", "proba"),
                            help="multi-label tasks: score 0/1 predictions as NAS-Bench-360 did (hard, default) or the "
                                 "predicted probabilities")
+    robust = parser.add_argument_group("adversarial evaluation after retraining")
+    robust.add_argument("--attacks", metavar="LIST",
+                        help="comma-separated from fgsm, pgd, pgd-strong; 'default' = all three, 'none' = no attack "
+                             "(default: all three on the E2RNAS suite, none on the ten tasks)")
+    robust.add_argument("--eps", type=float, metavar="E", help="attack radius in --eps-unit (default: the card's)")
+    robust.add_argument("--eps-unit", choices=("pixel", "model", "train-std", "raw"),
+                        help="unit of --eps (default: the card's; pixel = [0,1] intensity through the loader's "
+                             "mean/std, model = the network's input values, train-std = training standard "
+                             "deviations, raw = before the loader's pointwise normaliser)")
+    robust.add_argument("--attack-setting", action="append", default=[], metavar="ATTACK.KEY=VALUE",
+                        help="change an attack's steps, step (in eps) or restarts, e.g. pgd-strong.restarts=2 "
+                             "(repeatable; recorded, and the paper row is then not comparable)")
+    robust.add_argument("--attack-limit", type=COUNT, metavar="N",
+                        help="attack only the first N test items (a quick look; marked not comparable)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
     parser.add_argument("--json", action="store_true", help="print results.json instead of the table")
     add_common_options(parser)
@@ -178,6 +208,8 @@ def render(results: dict[str, Any], run_dir: Path) -> str:
             hp = ", ".join(f"{k} {_fmt(v)}" for k, v in sorted(t["hparams"].items()))
             lines.append(f"  seed {r['seed']} tuned by ASHA: {hp} (best val {_fmt(t['best_val'])} of {t['trials']} "
                          "trials)")
+    if results.get("robustness"):
+        lines += render_robustness(results)
     lines += ["", f"run directory: {run_dir}", f"results:       {run_dir / 'results.json'}",
               f"report:        nb360 report {run_dir}"]
     return "\n".join(lines)
@@ -202,10 +234,65 @@ def baseline_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def _attack_overrides(items: list[str]) -> dict[str, Any]:
+    from ..errors import InputError
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or "." not in key:
+            raise InputError(f"--attack-setting takes ATTACK.KEY=VALUE (e.g. pgd-strong.restarts=2), got {item!r}")
+        try:
+            out[key] = float(value) if key.endswith(".step") else int(value)
+        except ValueError:
+            raise InputError(f"--attack-setting {item!r}: the value must be a number") from None
+    return out
+
+
+def render_robustness(results: dict[str, Any]) -> list[str]:
+    """The adversarial evaluation: the threat model, each attack's figures per seed and mean +- std, the paper row."""
+    r = results["robustness"]
+    t = r["threat"]
+    metric = results["metric"]["name"]
+    eps_model = ", ".join(f"{lo:.4g}" if lo == hi else f"{lo:.4g}..{hi:.4g}"
+                          for lo, hi in t["eps_model_units_per_channel"])
+    lines = ["", f"robustness on the test set ({r['samples']}): L-inf eps = {t['eps_text']} in {t['unit']} units "
+             f"({t['conversion']}; in the network's units per channel: {eps_model})",
+             f"  perturbed: {t['perturb']}", f"  robust metric: {r['robust_metric']}",
+             f"  {'attack':<11} {'accuracy (%)':>18} {metric + ' (reported)':>24}   settings"]
+    for name, entry in r["summary"].items():
+        acc = entry.get("accuracy")
+        rep = entry.get("reported", {})
+        settings = "no attack" if name == "clean" else r["attacks"][name]["description"]
+        lines.append(f"  {name:<11} {_ms(acc):>18} {_ms(rep):>24}   {settings}")
+    per_seed = "; ".join(f"seed {row['seed']}: " + ", ".join(
+        f"{name} {_fmt(row[name].get('reported'))}" for name in r["summary"] if name in row) for row in r["per_seed"])
+    lines.append(f"  per seed ({metric}, reported form): {per_seed}")
+    gap = r.get("overstatement")
+    if gap:
+        lines.append(f"  the standard strong attack is worse than the authors' PGD by {_fmt(gap['reported_difference'])} "
+                     f"({metric}, reported form): what the weak attack overstates")
+    ref = r.get("reference")
+    if ref:
+        lines.append(f"  published robust results ({ref['units']}); source: {ref['source']}")
+        for row in ref["rows"]:
+            figures = ", ".join(f"{k} {row[k]}" for k in ("clean", "fgsm", "pgd", "params_m") if k in row)
+            lines.append(f"    {row['method']} / {row['variant']}: {figures or row.get('note', 'n/a')}")
+        lines.append(f"    this run: {ref['note_on_this_run']}")
+    return lines
+
+
+def _ms(entry: dict[str, Any] | None) -> str:
+    if not entry:
+        return "n/a"
+    return f"{_fmt(entry['mean'])} +- {_fmt(entry['std'])}"
+
+
 def run(args: argparse.Namespace) -> int:
     """Evaluate and print the results (rank 0 only under torchrun)."""
     from ..devices import require_available
     from ..evaluate import EvalSpec, default_run_dir, evaluate, read_json
+    from ..evaluate.attacks import parse_attacks
     from ..training.distributed import launch_from_env
 
     if launch_from_env().world_size == 1:  # under torchrun each rank picks its own cuda:LOCAL_RANK
@@ -222,7 +309,9 @@ def run(args: argparse.Namespace) -> int:
                     genotype=args.genotype, protocol=args.protocol, layers=args.layers,
                     seeds=tuple(args.seeds), epochs=args.epochs, device=args.device, channels=args.channels,
                     cells=args.cells, pooling=args.pooling, eval_every=args.eval_every,
-                    baseline_options=baseline_options(args))
+                    baseline_options=baseline_options(args),
+                    attacks=parse_attacks(args.attacks), eps=args.eps, eps_unit=args.eps_unit,
+                    attack_overrides=_attack_overrides(args.attack_setting), attack_limit=args.attack_limit)
     spec.validate()
     main = launch_from_env().rank == 0
     out = Path(args.out) if args.out else None

@@ -56,6 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     parser = subparsers.add_parser("search", help="run a NAS method on a table (simulated) or on a task (supernet)",
                                    description=_DESCRIPTION.replace("{protocols}", differences(markdown=False)),
+                                   epilog=e2rnas_deviations(),
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     tab = ", ".join(m.name for m in METHODS.values() if m.kind == "tabular")
     sup = ", ".join(m.name for m in METHODS.values() if m.kind == "supernet")
@@ -119,10 +120,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--no-mgda", action="store_true", help="E2RNAS ablation: equal weights instead of MGDA")
     g.add_argument("--mgda-solver", choices=["fw", "pgd"], help="min-norm solver for 3+ objectives (default fw)")
     g.add_argument("--grad-norm", choices=["l2", "loss", "loss+", "none"], help="gradient normalisation (l2)")
-    g.add_argument("--eps", type=float, help="adversarial ε (default 2/255)")
-    g.add_argument("--eps-space", choices=["normalized", "pixel"],
-                   help="units of ε: the normalised inputs the network sees (default), or [0,1] pixels")
+    g.add_argument("--eps", type=float, help="adversarial ε (default: the task card's, 2/255 in pixels on the image "
+                                              "tasks as E2RNAS)")
+    g.add_argument("--eps-space", choices=["card", "pixel", "normalized"],
+                   help="units of ε: the card's [robustness] unit (default; `nb360 tasks show TASK`), [0,1] pixels "
+                        "through the loader's mean/std, or the normalised inputs the network sees")
     g.add_argument("--size-constraint", choices=["abs", "min", "max", "none"], help="size constraint form (abs)")
+    g.add_argument("--size-proxy", choices=["expected", "supernet"],
+                   help="size objective: expected params of the evaluation network (default) or E2RNAS's weighted "
+                        "supernet sum with target 3 in the DARTS space (the authors')")
     g.add_argument("--size-target", type=float, help="size target in units of --size-scale (default: midpoint)")
     g.add_argument("--size-scale", type=float, help="size unit in parameters (default 1e5)")
     g.add_argument("--flops-target", type=float, help="FLOPs target in units of --flops-scale (default midpoint)")
@@ -143,7 +149,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     g.add_argument("--arch-lr", type=float, help="architecture learning rate (DARTS/E2RNAS 3e-4, GAEA 0.1)")
     g.add_argument("--weight-decay", type=float, help="weight decay (DARTS/E2RNAS 5e-4, GAEA 3e-4)")
     g.add_argument("--second-order", action=argparse.BooleanOptionalAction, default=None,
-                   help="DARTS/E2RNAS: unrolled second-order step (default off; E2RNAS in the DARTS space: on)")
+                   help="DARTS/E2RNAS: unrolled second-order step (default: off for DARTS, on for E2RNAS as its "
+                        "authors' --unrolled)")
     g.add_argument("--exclude-none", action=argparse.BooleanOptionalAction, default=None,
                    help="NB201: discretise without the 'none' op (GAEA default on, DARTS/E2RNAS off); GAEA: hold "
                         "'none' at 0 on the simplex (the DARTS space's rule always skips 'none')")
@@ -178,6 +185,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 _run_dir = run_dir_for
 _check_fresh = check_fresh
+
+
+def e2rnas_deviations() -> str:
+    """The help epilog: E2RNAS's defaults against the authors' code, each deviation with its reason."""
+    import textwrap
+
+    from ..search.supernet.methods.e2rnas import AUTHORS_DEVIATIONS
+
+    lines = ["E2RNAS defaults equal the authors' code (yuezhixiong/NAS-Benchmark) except, with the reason and the",
+             "option that restores theirs (docs/e2rnas.md):"]
+    for d in AUTHORS_DEVIATIONS:
+        text = (f"{d.setting}: nb360 {d.nb360}; authors {d.authors}. Why: {d.why}."
+                + (f" Theirs: {d.theirs}." if d.theirs else ""))
+        lines += textwrap.wrap(text, 100, initial_indent="  - ", subsequent_indent="    ")
+    return "\n".join(lines)
+
 
 
 def run(args: argparse.Namespace) -> int:
@@ -255,7 +278,7 @@ def _run_supernet(args: argparse.Namespace) -> int:
             partial_channels=args.partial_channels, edge_weights=args.edge_weights, warmup_epochs=args.warmup_epochs,
             seed=args.seed, objectives=objectives,
             mgda=False if args.no_mgda else None, mgda_solver=args.mgda_solver, grad_norm=args.grad_norm,
-            eps=args.eps, eps_space=args.eps_space, size_constraint=args.size_constraint,
+            eps=args.eps, eps_space=args.eps_space, size_constraint=args.size_constraint, size_proxy=args.size_proxy,
             size_target=args.size_target, size_scale=args.size_scale, flops_target=args.flops_target,
             flops_scale=args.flops_scale, epochs=args.epochs, batch_size=args.batch_size, C=args.C, N=args.N,
             lr=args.lr, arch_lr=args.arch_lr, weight_decay=args.weight_decay,

@@ -13,13 +13,18 @@ from . import add_common_options
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the `tasks` subcommand with `list` and `show`."""
     parser = subparsers.add_parser(
-        "tasks", help="list the ten NAS-Bench-360 tasks or show one task card",
+        "tasks", help="list the ten NAS-Bench-360 tasks (and the E2RNAS suite) or show one task card",
         description="The task cards (tasks/<name>.toml): shapes, loss, metric, splits, released files and their "
-                    "sources, the baseline protocol and the published reference results with their source.")
+                    "sources, the baseline protocol, the threat model of the robustness evaluation and the published "
+                    "reference results with their source. The ten NAS-Bench-360 tasks are listed first; the E2RNAS "
+                    "paper's own datasets (CIFAR-10, SVHN) follow as a separate suite, outside the benchmark.")
     add_common_options(parser)
     commands = parser.add_subparsers(title="commands", metavar="COMMAND", required=True)
 
-    p = commands.add_parser("list", help="one line per task", description="List every task card as a table.")
+    p = commands.add_parser("list", help="one line per task",
+                            description="List every task card as a table, one table per suite.")
+    p.add_argument("--suite", choices=("nb360", "e2rnas"),
+                   help="only one suite: nb360 (the ten NAS-Bench-360 tasks) or e2rnas (CIFAR-10, SVHN)")
     p.add_argument("--json", action="store_true", help="print machine-readable JSON")
     add_common_options(p)
     p.set_defaults(func=run_list)
@@ -38,7 +43,19 @@ def _shape(card: Any) -> str:
 
 
 def render_list(cards: list[Any]) -> str:
-    """The task table."""
+    """One task table per suite, each under its title."""
+    from ..tasks import SUITE_TITLES
+
+    blocks = []
+    for suite, title in SUITE_TITLES.items():
+        members = [c for c in cards if c.suite == suite]
+        if members:
+            blocks.append(f"{title} ({len(members)})\n{render_table(members)}")
+    return "\n\n".join(blocks)
+
+
+def render_table(cards: list[Any]) -> str:
+    """The task table of `cards`."""
     header = ("name", "title", "type", "input", "outputs", "problem", "metric (reported as)", "license")
     rows = [(c.name, c.title, c.topology, _shape(c), str(c.num_outputs), c.problem,
              f"{c.metric.name}: {c.metric.reported_as}", c.license) for c in cards]
@@ -92,6 +109,10 @@ def render_card(card: Any) -> str:
     if card.metric.computation:
         lines.append(f"               {card.metric.computation}")
     lines.append(f"license        {card.license}" + (f" ({card.license_note})" if card.license_note else ""))
+    if card.suite != "nb360":
+        from ..tasks import SUITE_TITLES
+
+        lines.append(f"suite          {SUITE_TITLES.get(card.suite, card.suite)}")
 
     lines += ["", "splits"]
     lines += _table(card.splits)
@@ -119,12 +140,38 @@ def render_card(card: Any) -> str:
         lines.append(f"  {row['method'] + ' / ' + row['variant']:<28} {value}{'  (best)' if row.get('best') else ''}")
     for extra in results.get("other", []):
         lines.append(f"  other: {extra['text']} [source: {extra['source']}]")
+    lines += render_robustness(card)
     if card.quirks:
         lines += ["", "quirks"] + _bullets(card.quirks)
     if card.uncertain:
         lines += ["", "uncertain"] + _bullets(card.uncertain)
     lines += ["", f"card: {card.card_path}"]
     return "\n".join(lines)
+
+
+def render_robustness(card: Any) -> list[str]:
+    """The card's threat model and robust metric (and published robust results) for `tasks show`."""
+    r = card.robustness
+    if not r:
+        return ["", "robustness: not defined in this card"]
+    lines = ["", "robustness (nb360 evaluate --attacks)"]
+    if r["attackable"]:
+        box = f", box {r['box']}" if "box" in r else ""
+        lines += [f"  threat         L∞ ε = {r['eps_text']} in {r['unit']} units{box}",
+                  f"  perturbed      {r['perturb']}"]
+    else:
+        lines += [f"  NOT ATTACKED   {r['reason']}"]
+        if r.get("relaxation"):
+            lines.append(f"  relaxation     {r['relaxation']}")
+    lines += [f"  robust metric  {r['robust_metric']}", f"  source         {r['source']}"]
+    ref = r.get("reference")
+    if ref:
+        lines += [f"  published robust results ({ref['units']}); source: {ref['source']}",
+                  f"    protocol: {ref['protocol']}"]
+        for row in ref["rows"]:
+            figures = ", ".join(f"{k} {row[k]}" for k in ("clean", "fgsm", "pgd", "params_m") if k in row)
+            lines.append(f"    {row['method']} / {row['variant']}: {figures or row.get('note', 'n/a')}")
+    return lines
 
 
 def card_to_json(card: Any) -> dict[str, Any]:
@@ -136,7 +183,7 @@ def run_list(args: argparse.Namespace) -> int:
     """Print the task table."""
     from ..tasks import list_tasks
 
-    cards = list_tasks()
+    cards = list_tasks(args.suite)
     if args.json:
         print(json.dumps([card_to_json(c) for c in cards], indent=2))
     else:

@@ -1,4 +1,5 @@
-"""Data loaders for the ten NAS-Bench-360 tasks, reading the released file formats into torch datasets.
+"""Data loaders for the ten NAS-Bench-360 tasks and the E2RNAS suite (CIFAR-10, SVHN), reading the released file
+formats into torch datasets.
 
 `load(task, root, split_mode)` returns {"train", "val", "test"} datasets with the task card's split
 semantics: "search" gives train/val/test, "retrain" gives train (+val where the benchmark merges it)
@@ -22,7 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
 LOADERS: dict[str, str] = {
     "cifar100": "cifar100", "spherical": "spherical", "ninapro": "ninapro", "fsd50k": "fsd50k",
     "darcyflow": "darcyflow", "psicov": "psicov", "cosmic": "cosmic", "ecg": "ecg", "satellite": "satellite",
-    "deepsea": "deepsea",
+    "deepsea": "deepsea", "cifar10": "cifar10", "svhn": "svhn",
 }
 
 __all__ = ["LOADERS", "SPLIT_MODES", "download_command", "load"]

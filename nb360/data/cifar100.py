@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pickle
 import tarfile
+from collections.abc import Callable
 from typing import IO, Any
 
 import numpy as np
@@ -22,7 +23,9 @@ VAL_SPLIT = 0.2  # the last 20% of the training images (by index, no shuffle) ar
 PAD, CUTOUT = 4, 16
 
 
-def _read_batch(stream: IO[bytes], name: str, data: TaskData) -> tuple[np.ndarray, np.ndarray]:
+def read_batch(stream: IO[bytes], name: str, data: TaskData, *, label_key: str = "fine_labels",
+                num_classes: int = NUM_CLASSES) -> tuple[np.ndarray, np.ndarray]:
+    """One python-pickle batch of the CIFAR releases: (uint8 (N, 3, 32, 32), int64 labels)."""
     try:
         batch = safe_pickle_load(stream, encoding="latin1")
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError) as exc:
@@ -30,40 +33,47 @@ def _read_batch(stream: IO[bytes], name: str, data: TaskData) -> tuple[np.ndarra
     batch = {k.decode() if isinstance(k, bytes) else k: v for k, v in batch.items()}
     try:
         images = np.asarray(batch["data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
-        labels = np.asarray(batch["fine_labels"], dtype=np.int64)
+        labels = np.asarray(batch[label_key], dtype=np.int64)
     except (KeyError, ValueError) as exc:
-        raise data.corrupt(name, f"expected keys data (N, 3072) and fine_labels ({exc})") from exc
-    if len(images) != len(labels) or (len(labels) and (labels.min() < 0 or labels.max() >= NUM_CLASSES)):
-        raise data.corrupt(name, "image and label counts differ or labels are outside 0..99")
+        raise data.corrupt(name, f"expected keys data (N, 3072) and {label_key} ({exc})") from exc
+    if len(images) != len(labels) or (len(labels) and (labels.min() < 0 or labels.max() >= num_classes)):
+        raise data.corrupt(name, f"image and label counts differ or labels are outside 0..{num_classes - 1}")
     return images, labels
+
+
+def read_members(data: TaskData, archive_name: str, folder: str, members: tuple[str, ...],
+                 read: Callable[[IO[bytes], str], Any]) -> dict[str, Any]:
+    """{member: read(stream, label)} from the extracted `folder` or, when it lacks a member, from the tarball."""
+    directory = data.path(folder)
+    if all((directory / m).is_file() for m in members):
+        out = {}
+        for m in members:
+            with open(directory / m, "rb") as stream:
+                out[m] = read(stream, f"{folder}/{m}")
+        return out
+    if not data.has(archive_name):
+        raise data.missing([archive_name], hint=f"or its extracted folder {folder}/ with {', '.join(members)}")
+    out = {}
+    try:
+        with tarfile.open(data.path(archive_name), "r:*") as archive:
+            for m in members:
+                try:
+                    member = archive.extractfile(f"{folder}/{m}")
+                except KeyError:
+                    member = None
+                if member is None:
+                    raise data.corrupt(archive_name, f"it has no member {folder}/{m}")
+                with member:
+                    out[m] = read(member, f"{archive_name}:{folder}/{m}")
+    except (tarfile.TarError, OSError, EOFError) as exc:
+        raise data.corrupt(archive_name, f"{type(exc).__name__}: {exc}") from exc
+    return out
 
 
 def read_batches(data: TaskData) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """{"train": (uint8 (50000, 3, 32, 32), int64 labels), "test": (...)} from the folder or the tarball."""
-    folder = data.path(FOLDER)
-    if (folder / "train").is_file() and (folder / "test").is_file():
-        out = {}
-        for split in ("train", "test"):
-            with open(folder / split, "rb") as stream:
-                out[split] = _read_batch(stream, f"{FOLDER}/{split}", data)
-        return out
-    if not data.has(ARCHIVE):
-        raise data.missing([ARCHIVE], hint=f"or its extracted folder {FOLDER}/ with train and test")
-    out = {}
-    try:
-        with tarfile.open(data.path(ARCHIVE), "r:*") as archive:
-            for split in ("train", "test"):
-                try:
-                    member = archive.extractfile(f"{FOLDER}/{split}")
-                except KeyError:
-                    member = None
-                if member is None:
-                    raise data.corrupt(ARCHIVE, f"it has no member {FOLDER}/{split}")
-                with member:
-                    out[split] = _read_batch(member, f"{ARCHIVE}:{FOLDER}/{split}", data)
-    except (tarfile.TarError, OSError, EOFError) as exc:
-        raise data.corrupt(ARCHIVE, f"{type(exc).__name__}: {exc}") from exc
-    return out
+    return read_members(data, ARCHIVE, FOLDER, ("train", "test"),
+                        lambda stream, label: read_batch(stream, label, data))
 
 
 class Cifar100Dataset(Dataset):
@@ -71,14 +81,16 @@ class Cifar100Dataset(Dataset):
 
     train=True: zero-pad 4 + random 32x32 crop, horizontal flip (p=0.5), normalize, Cutout(16);
     train=False: normalize only. Randomness comes from torch's generator (seed it for reproducibility).
+    `mean`/`std` default to CIFAR-100's (CIFAR-10 and SVHN pass their own).
     """
 
-    def __init__(self, images: np.ndarray, labels: np.ndarray, *, train: bool) -> None:
+    def __init__(self, images: np.ndarray, labels: np.ndarray, *, train: bool,
+                 mean: tuple[float, ...] = MEAN, std: tuple[float, ...] = STD) -> None:
         self.images = images
         self.labels = labels
         self.train = train
-        self.mean = torch.tensor(MEAN).view(3, 1, 1)
-        self.std = torch.tensor(STD).view(3, 1, 1)
+        self.mean = torch.tensor(mean).view(3, 1, 1)
+        self.std = torch.tensor(std).view(3, 1, 1)
 
     def __len__(self) -> int:
         return len(self.labels)

@@ -11,7 +11,10 @@ evaluates on the test split, writing a run directory:
     RUN_DIR/seed-<s>/log.jsonl           one JSON line per epoch (lr, train and test figures, times)
     RUN_DIR/seed-<s>/checkpoints/last.pt the full training state after the last finished epoch
     RUN_DIR/seed-<s>/result.json         that seed's final figures
-    RUN_DIR/results.json                 every seed, mean +- std, the card's reference results
+    RUN_DIR/seed-<s>/attacks/*.json      with attacks: the final network's test figures clean and under
+                                         each attack (attacks.py; the card's threat model, threats)
+    RUN_DIR/results.json                 every seed, mean +- std, the card's reference results, and
+                                         "robustness" (per seed, mean +- std, the paper's row) with attacks
 
 A DARTS-space genotype (`genotype=`: DARTS text, JSON, a published name such as "DARTS_V2", or a
 file holding one, e.g. a search's genotype.json) is retrained as its evaluation network (20 cells,

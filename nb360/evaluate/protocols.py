@@ -154,10 +154,21 @@ def retrain_protocol(card: TaskCard, epochs: int | None = None) -> tuple[dict[st
     return fields, description
 
 
-def _darts_settings(card: TaskCard, protocol: str) -> dict[str, Any]:
+def resolve_protocol(card: TaskCard, protocol: str | None) -> str:
+    """A DARTS evaluation protocol name; None: "darts" (DARTS/E2RNAS's own) on the E2RNAS suite, else "nb360"."""
+    if protocol is None:
+        return "darts" if card.suite == "e2rnas" else "nb360"
+    if protocol == "nb360" and card.suite == "e2rnas":
+        raise InputError(f"{card.name} is not a NAS-Bench-360 task, so it has no NAS-Bench-360 GAEA evaluation "
+                         "protocol: use --protocol darts (the E2RNAS authors' DARTS/train.py protocol, the default)")
+    return protocol
+
+
+def _darts_settings(card: TaskCard, protocol: str | None) -> dict[str, Any]:
     """The DARTS evaluation protocol's settings for a task (NAS-Bench-360's GAEA evaluation, or DARTS's CIFAR one)."""
     from ..search.supernet.darts_settings import DARTS_EVAL, EVAL_COMMON, task_settings
 
+    protocol = resolve_protocol(card, protocol)
     if protocol == "darts":
         return {**DARTS_EVAL, "lr_horizon": DARTS_EVAL["epochs"], "drop_path_horizon": DARTS_EVAL["epochs"],
                 "auxiliary_weight": DARTS_EVAL["auxiliary_weight"] if card.topology != "dense2d" else 0.0,
@@ -168,7 +179,7 @@ def _darts_settings(card: TaskCard, protocol: str) -> dict[str, Any]:
             "uncertain": [t.note] if t.note else [], "note": t.note}
 
 
-def darts_protocol(card: TaskCard, protocol: str = "nb360",
+def darts_protocol(card: TaskCard, protocol: str | None = "nb360",
                    epochs: int | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """(TrainConfig fields without the seed, a description) of a DARTS evaluation protocol for the task.
 
@@ -176,6 +187,7 @@ def darts_protocol(card: TaskCard, protocol: str = "nb360",
     T_max 600 on 2D point tasks, 150 otherwise; drop-path over 600 epochs in 2D, 150 in 1D); with
     `epochs` changed, both horizons scale with it.
     """
+    protocol = resolve_protocol(card, protocol)
     s = _darts_settings(card, protocol)
     run_epochs = s["epochs"] if epochs is None else epochs
     scale = run_epochs / s["epochs"]

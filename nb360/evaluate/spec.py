@@ -35,20 +35,27 @@ class EvalSpec:
     channels: int | None = None  # network C (NB201 default 16; DARTS: the protocol's, 36)
     cells: int = 5  # NB201 network N
     genotype: str | None = None  # DARTS-space genotype: text, JSON, published name or a file holding one
-    protocol: str = "nb360"  # DARTS genotypes: "nb360" (NAS-Bench-360's GAEA evaluation) or "darts" (DARTS CIFAR)
+    protocol: str | None = None  # DARTS genotypes: "nb360" (NAS-Bench-360's GAEA evaluation) or "darts" (DARTS
+    # CIFAR, E2RNAS's); None: "darts" for the E2RNAS suite, "nb360" otherwise
     layers: int | None = None  # DARTS network cells (default: the protocol's, 20)
     pooling: str = "original"  # point-2D WRN pooling: NB360's rules ("original") or "global"
     eval_every: int = 1  # evaluate on the test split every k epochs (and always after the last)
     loader_options: dict[str, Any] = field(default_factory=dict)
     # settings of the wrn-asha / xgboost baselines (asha.ASHA_OPTIONS, xgboost_baseline.XGB_OPTIONS); {} = NB360's
     baseline_options: dict[str, Any] = field(default_factory=dict)
+    # adversarial evaluation after retraining (nb360.evaluate.attacks); None: the suite's default attacks
+    attacks: tuple[str, ...] | None = None
+    eps: float | None = None  # None: the card's [robustness] eps
+    eps_unit: str | None = None  # None: the card's unit
+    attack_overrides: dict[str, Any] = field(default_factory=dict)  # {"pgd-strong.restarts": 2, ...}
+    attack_limit: int | None = None  # attack only the first N test items (quick looks; marked not comparable)
 
     def validate(self) -> None:
         """Raise InputError on impossible settings."""
         if sum(x is not None for x in (self.arch, self.backbone, self.genotype)) != 1:
             raise InputError("give exactly one of --arch (an NB201 cell: index or arch string), --genotype (a "
                              f"DARTS-space genotype) or --backbone ({', '.join(BACKBONE_CHOICES)})")
-        if self.protocol not in DARTS_PROTOCOLS:
+        if self.protocol is not None and self.protocol not in DARTS_PROTOCOLS:
             raise InputError(f"unknown DARTS evaluation protocol {self.protocol!r}: choose "
                              f"{', '.join(DARTS_PROTOCOLS)}")
         if self.layers is not None and self.layers < 1:
@@ -69,6 +76,10 @@ class EvalSpec:
             raise InputError(f"--eval-every must be >= 1, got {self.eval_every}")
         if (self.channels is not None and self.channels < 1) or self.cells < 1:
             raise InputError(f"--channels and --cells must be >= 1, got {self.channels} and {self.cells}")
+        if self.attack_limit is not None and self.attack_limit < 1:
+            raise InputError(f"--attack-limit must be >= 1, got {self.attack_limit}")
+        if self.eps is not None and not (self.eps >= 0 and self.eps != float("inf")):
+            raise InputError(f"--eps must be a finite non-negative number, got {self.eps}")
         if self.pooling not in ("original", "global"):
             raise InputError(f"--pooling must be original or global, got {self.pooling!r}")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -28,7 +29,15 @@ from .files import (
     save_checkpoint,
     write_json,
 )
-from .protocols import _params, build_model, darts_protocol, model_description, retrain_protocol, train_config
+from .protocols import (
+    _params,
+    build_model,
+    darts_protocol,
+    model_description,
+    resolve_protocol,
+    retrain_protocol,
+    train_config,
+)
 from .results import data_source, summarize
 from .spec import CONFIG_FORMAT, EpochHook, EvalSpec
 
@@ -55,6 +64,8 @@ def evaluate(spec: EvalSpec, run_dir: str | os.PathLike[str] | None = None, *, p
 
     spec.validate()
     card = get_task(spec.task)
+    # DARTS genotypes: the E2RNAS suite retrains with the authors' (DARTS's) protocol, the ten with NAS-Bench-360's
+    spec = dataclasses.replace(spec, protocol=resolve_protocol(card, spec.protocol))
     joined_here = not distributed.is_active()  # leave a caller's own process group alone
     launch, device = distributed.init(spec.device)
     main = launch.rank == 0
@@ -87,6 +98,7 @@ def _evaluate(spec: EvalSpec, card: TaskCard, run: RunDir, device: Any, processe
               command: list[str], epoch_hook: EpochHook | None) -> Evaluation:
     from ..data import load
     from ..data.fingerprint import fingerprint
+    from .attacks import run_seed_attacks, summarize_robustness
     from ..tasks import task_data_dir
     from ..training import distributed
 
@@ -106,6 +118,7 @@ def _evaluate(spec: EvalSpec, card: TaskCard, run: RunDir, device: Any, processe
     datasets = load(spec.task, spec.data_root, "retrain", **spec.loader_options)
     if datasets.get("test") is None:
         raise DataError(f"{spec.task}: the retrain split has no test set to evaluate on")
+    plan = _attack_plan(spec, card, datasets)  # before training: a task that cannot be attacked fails now
 
     def setup() -> tuple[dict[str, Any], dict[str, Any], bool]:
         files = fingerprint(spec.task, spec.data_root)
@@ -122,13 +135,19 @@ def _evaluate(spec: EvalSpec, card: TaskCard, run: RunDir, device: Any, processe
     config, manifest, resumed = _collective(main, setup)
     status = "interrupted"
     try:
-        per_seed = []
+        per_seed, robust = [], []
         with _tuning_cluster(model):
             for seed in spec.seeds:
                 per_seed.append(_run_seed(spec, card, run, config, model, datasets, seed, device, main, progress,
                                           manifest, epoch_hook))
+                if plan is not None and main:
+                    robust.append(run_seed_attacks(card, run, config, model, datasets, seed, device, *plan,
+                                                   spec.attack_limit, progress))
                 distributed.barrier()
         results = summarize(config, per_seed, card, data_source(datasets))
+        if plan is not None:
+            results["robustness"] = summarize_robustness(card, robust, plan[2], plan[1], spec.attack_limit,
+                                                         data_source(datasets), protocol)
         if main:
             write_json(run.results, results)
         status = "finished"
@@ -145,6 +164,22 @@ def _evaluate(spec: EvalSpec, card: TaskCard, run: RunDir, device: Any, processe
         if main:
             _end_session(run, manifest, status)
     return Evaluation(run_dir=run.path, results=results, resumed=resumed)
+
+
+def _attack_plan(spec: EvalSpec, card: TaskCard, datasets: dict[str, Any]) -> tuple[Any, ...] | None:
+    """(threat, its description, attack settings) of the attacks to run after training, or None for none."""
+    from .attacks import attack_settings, default_attacks
+    from ..threats import build_threat
+
+    names = default_attacks(card) if spec.attacks is None else spec.attacks
+    if not names:
+        if spec.eps is not None or spec.eps_unit is not None or spec.attack_overrides or spec.attack_limit:
+            raise InputError("--eps, --eps-unit, --attack-limit and attack settings need attacks to run: add "
+                             "--attacks fgsm,pgd,pgd-strong")
+        return None
+    settings = attack_settings(names, spec.attack_overrides)
+    threat, description = build_threat(card, datasets["train"], spec.eps, spec.eps_unit)
+    return threat, description, settings
 
 
 def _run_seed(spec: EvalSpec, card: TaskCard, run: RunDir, config: dict[str, Any], model_desc: dict[str, Any],

@@ -26,6 +26,7 @@ from ..evaluate import model_label
 from .document import from_markdown
 from .format import md_table, mean_std
 from .html import write_html
+from .robustness import robustness_section
 from .runs import Run, load_run
 from .sections import leaderboard_entries, leaderboard_section, profile_section, run_section
 
@@ -76,6 +77,7 @@ def write_report(run_dirs: list[str | os.PathLike[str]], out_dir: str | os.PathL
         lines += profile_section(runs, out, plots)
     for i, r in enumerate(runs, 1):
         lines += run_section(r, i, out, plots)
+        lines += robustness_section(r, i, out, plots)
     path = out / "report.md"
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text("\n".join(lines).rstrip("\n") + "\n", encoding="utf-8")

@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple, Union
 
 from ..errors import InputError
+from .published_genotypes import RAW
 
 PRIMITIVES: tuple[str, ...] = ("none", "max_pool_3x3", "avg_pool_3x3", "skip_connect", "sep_conv_3x3",
                                "sep_conv_5x5", "dil_conv_3x3", "dil_conv_5x5")
@@ -343,84 +344,8 @@ def op_param_cost(op: str, C: int, stride: int = 1, dim: int = 2) -> int:
 
 
 # ---------------------------------------------------------------------------------------------- published
-def _g(normal: list[tuple[str, int]], reduce: list[tuple[str, int]]) -> Genotype:
-    return make(normal, reduce)
-
-
-_QUARK0 = ("quark0/darts cnn/genotypes.py (DARTS_V1 / DARTS_V2; the file at commit 8876e79 defines only `DARTS`, "
-           "equal to DARTS_V1)")
-_NB360 = "rtu715/NAS-Bench-360@440f85f {path}, key {key!r} (seed 2, the uncommented entry)"
-
-# name -> (genotype, source). The NB360 entries are the genotypes NAS-Bench-360's GAEA PC-DARTS searches found and
-# its evaluation scripts retrain (the "DARTS / GAEA" row); their reduction cells are unused on dense tasks.
-PUBLISHED: dict[str, tuple[Genotype, str]] = {
-    "DARTS_V1": (_g([("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("skip_connect", 0), ("sep_conv_3x3", 1),
-                     ("skip_connect", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("skip_connect", 2)],
-                    [("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 0),
-                     ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("avg_pool_3x3", 0)]), _QUARK0),
-    "DARTS_V2": (_g([("sep_conv_3x3", 0), ("sep_conv_3x3", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 1),
-                     ("sep_conv_3x3", 1), ("skip_connect", 0), ("skip_connect", 0), ("dil_conv_3x3", 2)],
-                    [("max_pool_3x3", 0), ("max_pool_3x3", 1), ("skip_connect", 2), ("max_pool_3x3", 1),
-                     ("max_pool_3x3", 0), ("skip_connect", 2), ("skip_connect", 2), ("max_pool_3x3", 1)]), _QUARK0),
-    "NB360_GAEA_cifar100": (_g(
-        [("sep_conv_5x5", 1), ("sep_conv_3x3", 0), ("sep_conv_3x3", 2), ("dil_conv_5x5", 1), ("sep_conv_5x5", 3),
-         ("sep_conv_5x5", 2), ("sep_conv_5x5", 2), ("sep_conv_5x5", 3)],
-        [("sep_conv_5x5", 1), ("sep_conv_3x3", 0), ("dil_conv_5x5", 2), ("dil_conv_5x5", 1), ("dil_conv_3x3", 2),
-         ("sep_conv_5x5", 3), ("sep_conv_3x3", 4), ("dil_conv_5x5", 2)]),
-        _NB360.format(path="darts/gaea/eval/searched_genotypes.py", key="cifar100")),
-    "NB360_GAEA_spherical": (_g(
-        [("max_pool_3x3", 0), ("max_pool_3x3", 1), ("avg_pool_3x3", 0), ("max_pool_3x3", 2), ("max_pool_3x3", 3),
-         ("max_pool_3x3", 2), ("max_pool_3x3", 0), ("max_pool_3x3", 2)],
-        [("avg_pool_3x3", 1), ("skip_connect", 0), ("max_pool_3x3", 1), ("dil_conv_5x5", 0), ("max_pool_3x3", 1),
-         ("max_pool_3x3", 0), ("max_pool_3x3", 1), ("dil_conv_5x5", 0)]),
-        _NB360.format(path="darts/gaea/eval/searched_genotypes.py", key="scifar100")),
-    "NB360_GAEA_ninapro": (_g(
-        [("sep_conv_5x5", 1), ("dil_conv_5x5", 0), ("dil_conv_5x5", 2), ("sep_conv_3x3", 1), ("sep_conv_5x5", 2),
-         ("max_pool_3x3", 3), ("dil_conv_5x5", 4), ("sep_conv_5x5", 1)],
-        [("max_pool_3x3", 0), ("sep_conv_5x5", 1), ("max_pool_3x3", 2), ("avg_pool_3x3", 0), ("max_pool_3x3", 0),
-         ("sep_conv_3x3", 2), ("sep_conv_5x5", 3), ("max_pool_3x3", 4)]),
-        _NB360.format(path="darts/gaea/eval/searched_genotypes.py", key="ninapro")),
-    "NB360_GAEA_fsd50k": (_g(
-        [("sep_conv_5x5", 0), ("sep_conv_5x5", 1), ("avg_pool_3x3", 1), ("max_pool_3x3", 2), ("max_pool_3x3", 0),
-         ("sep_conv_5x5", 3), ("avg_pool_3x3", 0), ("max_pool_3x3", 4)],
-        [("max_pool_3x3", 0), ("sep_conv_3x3", 1), ("max_pool_3x3", 0), ("skip_connect", 1), ("max_pool_3x3", 0),
-         ("skip_connect", 1), ("max_pool_3x3", 0), ("sep_conv_3x3", 2)]),
-        _NB360.format(path="darts/gaea/eval/searched_genotypes.py", key="audio")),
-    "NB360_GAEA_ecg": (_g(
-        [("dil_conv_5x5", 1), ("dil_conv_5x5", 0), ("dil_conv_5x5", 2), ("dil_conv_3x3", 0), ("dil_conv_5x5", 3),
-         ("dil_conv_5x5", 2), ("dil_conv_5x5", 4), ("sep_conv_3x3", 0)],
-        [("sep_conv_5x5", 1), ("sep_conv_5x5", 0), ("dil_conv_5x5", 2), ("sep_conv_5x5", 0), ("dil_conv_5x5", 2),
-         ("dil_conv_5x5", 3), ("dil_conv_5x5", 4), ("dil_conv_5x5", 3)]),
-        _NB360.format(path="darts_1d/gaea/eval/searched_genotypes.py", key="ECG")),
-    "NB360_GAEA_satellite": (_g(
-        [("dil_conv_5x5", 0), ("dil_conv_5x5", 1), ("dil_conv_5x5", 0), ("dil_conv_5x5", 2), ("dil_conv_5x5", 0),
-         ("avg_pool_3x3", 3), ("sep_conv_5x5", 2), ("dil_conv_5x5", 0)],
-        [("dil_conv_3x3", 0), ("max_pool_3x3", 1), ("dil_conv_5x5", 2), ("avg_pool_3x3", 0), ("dil_conv_5x5", 3),
-         ("avg_pool_3x3", 1), ("sep_conv_5x5", 3), ("dil_conv_5x5", 2)]),
-        _NB360.format(path="darts_1d/gaea/eval/searched_genotypes.py", key="satellite")),
-    "NB360_GAEA_deepsea": (_g(
-        [("avg_pool_3x3", 0), ("sep_conv_3x3", 1), ("dil_conv_5x5", 0), ("sep_conv_3x3", 2), ("avg_pool_3x3", 0),
-         ("sep_conv_3x3", 3), ("dil_conv_5x5", 0), ("dil_conv_3x3", 3)],
-        [("skip_connect", 0), ("avg_pool_3x3", 1), ("skip_connect", 0), ("sep_conv_5x5", 1), ("skip_connect", 1),
-         ("max_pool_3x3", 0), ("sep_conv_3x3", 0), ("avg_pool_3x3", 1)]),
-        _NB360.format(path="darts_1d/gaea/eval/searched_genotypes.py", key="deepsea")),
-    "NB360_GAEA_darcyflow": (_g(
-        [("dil_conv_3x3", 1), ("dil_conv_3x3", 0), ("dil_conv_3x3", 2), ("dil_conv_3x3", 0), ("dil_conv_5x5", 3),
-         ("sep_conv_5x5", 1), ("dil_conv_5x5", 4), ("max_pool_3x3", 1)],
-        [("max_pool_3x3", 0), ("max_pool_3x3", 1)] * 4),
-        "rtu715/NAS-Bench-360@440f85f darts/gaea-grid/model_def.py, task 'pde' (the uncommented `#seed 2` genotype)"),
-    "NB360_GAEA_psicov": (_g(
-        [("dil_conv_3x3", 0), ("skip_connect", 1), ("sep_conv_3x3", 1), ("skip_connect", 0), ("sep_conv_5x5", 2),
-         ("dil_conv_5x5", 0), ("skip_connect", 0), ("dil_conv_3x3", 3)],
-        [("max_pool_3x3", 0), ("max_pool_3x3", 1)] * 4),
-        "rtu715/NAS-Bench-360@440f85f darts/gaea-grid/model_def.py, task 'protein' (the uncommented `#seed 2` "
-        "genotype)"),
-    "NB360_GAEA_cosmic": (_g(
-        [("avg_pool_3x3", 1), ("sep_conv_3x3", 0), ("avg_pool_3x3", 1), ("avg_pool_3x3", 2), ("max_pool_3x3", 1),
-         ("max_pool_3x3", 2), ("max_pool_3x3", 1), ("avg_pool_3x3", 3)],
-        [("max_pool_3x3", 0), ("max_pool_3x3", 1)] * 4),
-        "rtu715/NAS-Bench-360@440f85f darts/gaea-grid/model_def.py, task 'cosmic' (the uncommented genotype)"),
-}
+# name -> (genotype, source): DARTS's, NAS-Bench-360's GAEA and the E2RNAS authors' genotypes (published_genotypes.py)
+PUBLISHED: dict[str, tuple[Genotype, str]] = {name: (make(*cells), source) for name, (cells, source) in RAW.items()}
 
 
 def published(name: str) -> Genotype:

@@ -105,6 +105,8 @@ class TaskCard:
     uncertain: tuple[str, ...] = ()  # facts the reference marks [uncertain]
     license_note: str = ""
     card_path: str = ""  # the TOML file this card was read from
+    suite: str = "nb360"  # "nb360": the ten NAS-Bench-360 tasks; "e2rnas": E2RNAS's datasets, outside the ten
+    robustness: dict[str, Any] = field(default_factory=dict)  # threat model and robust metric (tasks/README.md)
 
     @property
     def input_shape(self) -> tuple[int, ...]:

@@ -15,6 +15,11 @@ TASK_ORDER: tuple[str, ...] = ("cifar100", "spherical", "ninapro", "fsd50k", "da
                                "satellite", "deepsea")
 
 CARDS_ENV = "NB360_CARDS_DIR"
+# What each `suite` of a card means, in the order `nb360 tasks list` shows them.
+SUITE_TITLES: dict[str, str] = {
+    "nb360": "NAS-Bench-360: the ten tasks of the benchmark",
+    "e2rnas": "E2RNAS suite: the E2RNAS paper's own datasets, outside the ten NAS-Bench-360 tasks",
+}
 
 
 def card_dirs(package_file: str | None = None, package_paths: list[str] | None = None) -> list[Path]:
@@ -58,12 +63,19 @@ def cards_dir(dirs: list[Path] | None = None) -> Path:
 def _load_all(directory: str) -> tuple[TaskCard, ...]:
     cards = [read_card(path) for path in sorted(Path(directory).glob("*.toml"))]
     rank = {name: i for i, name in enumerate(TASK_ORDER)}
-    return tuple(sorted(cards, key=lambda card: (rank.get(card.name, len(rank)), card.name)))
+    suites = list(SUITE_TITLES)
+    return tuple(sorted(cards, key=lambda card: (suites.index(card.suite), rank.get(card.name, len(rank)),
+                                                 card.name)))
 
 
-def list_tasks() -> list[TaskCard]:
-    """Every task card, the ten NAS-Bench-360 tasks first in the benchmark's order."""
-    return list(_load_all(str(cards_dir())))
+def list_tasks(suite: str | None = None) -> list[TaskCard]:
+    """Every task card (or those of one `suite`), the ten NAS-Bench-360 tasks first in the benchmark's order."""
+    cards = list(_load_all(str(cards_dir())))
+    if suite is None:
+        return cards
+    if suite not in SUITE_TITLES:
+        raise InputError(f"unknown task suite {suite!r}: choose one of {', '.join(SUITE_TITLES)}")
+    return [card for card in cards if card.suite == suite]
 
 
 def task_names() -> list[str]:

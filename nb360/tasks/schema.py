@@ -9,6 +9,7 @@ from typing import Any
 
 from ..errors import DataError
 from .card import DataFile, Metric, Source, TaskCard
+from .robustness import check_robustness
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -22,11 +23,12 @@ PROBLEMS = ("multiclass", "multilabel", "regression", "binary-segmentation")
 DIRECTIONS = ("min", "max")
 SOURCE_STATUSES = ("live", "dead", "unknown")
 LAYOUTS = {"point2d": ("CHW",), "dense2d": ("CHW",), "point1d": ("CL",)}
+SUITES = ("nb360", "e2rnas")  # the ten NAS-Bench-360 tasks; E2RNAS's own datasets (outside NAS-Bench-360)
 
 _TOP_KEYS = {
     "schema_version", "name", "title", "description", "topology", "in_channels", "input_size", "input_layout",
     "num_outputs", "output", "sample", "problem", "loss", "license", "license_note", "metric", "splits",
-    "preprocessing", "files", "baseline", "reference_results", "quirks", "uncertain",
+    "preprocessing", "files", "baseline", "reference_results", "quirks", "uncertain", "suite", "robustness",
 }
 _REQUIRED_TOP = ("schema_version", "name", "title", "topology", "in_channels", "input_size", "num_outputs",
                  "problem", "loss", "license", "metric", "splits", "files", "baseline", "reference_results")
@@ -171,6 +173,9 @@ def parse_card(raw: dict[str, Any], path: Path) -> TaskCard:
         uncertain=c.strings(raw, "uncertain", ""),
         license_note=c.text(raw, "license_note", "", required=False),
         card_path=str(path),
+        suite=c.choice(raw, "suite", "", SUITES) if "suite" in raw else "nb360",
+        robustness=check_robustness(c, raw["robustness"], int(c.get(raw, "in_channels", "", int)))
+        if "robustness" in raw else {},
     )
 
 

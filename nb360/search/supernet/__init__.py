@@ -42,28 +42,34 @@ def evaluate_found(engine: SupernetSearch, genotype: str) -> dict[str, Any]:
     """Scores of `genotype` as the discretised supernet (inherited weights) on the evaluation split, and its size."""
     cfg = engine.config
     net = engine.net.discretize(genotype).to(engine.device)
-    size = engine.resources["size"]
     loader = DataLoader(engine.eval_set, batch_size=cfg.batch_size, collate_fn=collate_for(engine.eval_set))
     threat = engine.threat if cfg.eval_attacks else None
     scores = evaluate_network(net, loader, engine.eval_obj, threat, pgd_steps=cfg.pgd_steps, seed=cfg.seed,
                               device=engine.device, input_dims=len(engine.sample_shape) + 1)
     out: dict[str, Any] = {
         "genotype": genotype, "arch_index": engine.arch_index(genotype), "space": engine.space,
-        "params_M": size.cost.of(genotype) / 1e6, "scores": scores,
+        "params_M": engine.param_cost.of(genotype) / 1e6, "scores": scores,
         "split": "val" if engine.eval_set is not engine.arch_set or cfg.arch_data == "val" else "architecture half",
         "protocol": "discretised supernet with inherited weights, no retraining (a one-shot proxy)",
     }
     if engine.space == "darts":
-        shape = size.cost.network
+        shape = engine.param_cost.network
         out["params_of"] = f"the DARTS evaluation network ({shape['layers']} cells, C={shape['C']})"
     if "flops" in engine.resources:
         out["flops_M"] = engine.resources["flops"].cost.of(genotype) / 1e6
-    if threat is not None and "pgd" not in scores:
+    if cfg.eval_attacks and threat is None:
+        out["attacks"] = f"not run: {engine.card.robustness.get('reason', 'the task card defines no threat model')}"
+    elif threat is not None and "pgd" not in scores:
         out["attacks"] = "not run: the evaluation items are not single network inputs"
     elif threat is not None:
         out["attacks"] = {"eps": threat.eps, "space": threat.space, "fgsm": "no random start, step ε",
                           "pgd": f"{cfg.pgd_steps} steps of 2.5ε/{cfg.pgd_steps}, random start"}
     return out
+
+
+def attack_note(threat: Any) -> str:
+    """", PGD at ε=... <unit>" for a plot title (empty without a threat model)."""
+    return "" if threat is None else f", PGD at ε={threat.eps:.4g} {threat.space}"
 
 
 def _read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -130,7 +136,7 @@ def run_search(config: SearchConfig, run_dir: str | os.PathLike, *, resume: bool
             (run_dir / "plots").mkdir(exist_ok=True)
             plot_tradeoff(points, run_dir / "plots" / "tradeoff.png", metric=points[0]["metric"],
                           title=f"{config.task}: found architectures (inherited weights, {evaluation['split']} split"
-                                f"{', PGD at ε=%.4g %s' % (config.eps, config.eps_space) if config.eval_attacks else ''})")
+                                f"{attack_note(engine.threat) if config.eval_attacks else ''})")
             files.append("plots/tradeoff.png")
     _write_json(run_dir / "genotype.json", {"genotype": result.genotype, "arch_index": result.arch_index,
                                             "per_epoch": [h["genotype"] for h in result.history]})

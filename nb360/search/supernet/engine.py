@@ -35,13 +35,13 @@ from torch.utils.data import DataLoader, RandomSampler, Subset
 from ...data.collate import collate_for
 from ...errors import DataError, InputError
 from ...models import build_supernet, cost_model
-from ...robust import ThreatModel, fgsm
+from ...robust import fgsm
 from ...space import nb201
 from .config import RESUMABLE_CHANGES, SearchConfig
 from .logs import Logs, nb360_version, progress_bar, write_json
 from .losses import batch_loss, output_loss, split_objective, to_device
 from .methods import ArchMethod, method_for
-from .objectives import ResourceObjective
+from .objectives import AUTHORS_SIZE_TARGET, ResourceObjective, supernet_size_proxy
 
 CHECKPOINT = "checkpoint.pt"
 CHECKPOINT_FORMAT = 1
@@ -72,21 +72,6 @@ def _mix(*parts: int) -> int:
 
 def _generator(*parts: int) -> torch.Generator:
     return torch.Generator().manual_seed(_mix(*parts))
-
-
-def pixel_normalization(task: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """(mean, std) the task's loader normalises pixels with, for pixel-space ε (only image tasks declare one)."""
-    import importlib
-
-    try:
-        module = importlib.import_module(f"nb360.data.{task}")
-    except ImportError:
-        module = None
-    mean, std = getattr(module, "MEAN", None), getattr(module, "STD", None)
-    if mean is None or std is None:
-        raise InputError(f"task {task!r} has no pixel normalisation (its inputs are not [0, 1] images): declare ε in "
-                         "normalised input units (eps_space='normalized')")
-    return tuple(mean), tuple(std)
 
 
 class SupernetSearch:
@@ -163,15 +148,18 @@ class SupernetSearch:
         self.eval_obj = split_objective(self.card, self.eval_set)
         self.sample_shape = tuple(self.train_set[0][0].shape)
 
-    def _threat(self) -> ThreatModel | None:
+    def _threat(self) -> Any:
+        """The threat model (nb360.threats.search_threat); None when nothing attacks, or only the found-arch
+        evaluation would and the card refuses attacks (e.g. DeepSEA's one-hot DNA)."""
+        from ...threats import search_threat
+
         cfg = self.config
-        needs = "adv" in cfg.objectives or cfg.lower_level == "fgsm-rs" or cfg.eval_attacks
-        if not needs:
+        needs = "adv" in cfg.objectives or cfg.lower_level == "fgsm-rs"
+        if not needs and not cfg.eval_attacks:
             return None
-        if cfg.eps_space == "pixel":
-            mean, std = pixel_normalization(cfg.task)
-            return ThreatModel(cfg.eps, "pixel", mean, std)
-        return ThreatModel(cfg.eps, cfg.eps_space)
+        if not needs and cfg.eps_space == "card" and not self.card.robustness.get("attackable", False):
+            return None
+        return search_threat(self.card, self.train_set, cfg.eps, cfg.eps_space)
 
     def _cost_model(self, kind: str) -> Any:
         """The expected-cost model of the space: the NB201 network's, or the DARTS evaluation network's."""
@@ -189,8 +177,12 @@ class SupernetSearch:
     def _resources(self) -> dict[str, ResourceObjective]:
         cfg = self.config
         out: dict[str, ResourceObjective] = {}
-        out["size"] = ResourceObjective.build("size", self._cost_model("params"), cfg.size_scale, cfg.size_target,
-                                              cfg.size_constraint)
+        self.param_cost = self._cost_model("params")  # the evaluation network's exact count (what is reported)
+        size_cost, target = self.param_cost, cfg.size_target
+        if cfg.size_proxy == "supernet":  # E2RNAS's own proxy and, in the DARTS space, their --constrain_min 3
+            size_cost = supernet_size_proxy(self.card, self.space, cfg)
+            target = AUTHORS_SIZE_TARGET if target is None and self.space == "darts" else target
+        out["size"] = ResourceObjective.build("size", size_cost, cfg.size_scale, target, cfg.size_constraint)
         if "flops" in cfg.objectives:
             out["flops"] = ResourceObjective.build("flops", self._cost_model("flops"), cfg.flops_scale,
                                                    cfg.flops_target, cfg.size_constraint)
@@ -288,7 +280,7 @@ class SupernetSearch:
         if cfg.lower_level == "fgsm-rs":
             assert self.threat is not None
             x_adv = fgsm(model, batch[0], batch[1], self.threat, loss_fn=output_loss(self.train_obj, batch, self.device),
-                         random_start=True, step_size=cfg.adv_step * cfg.eps, generator=generator)
+                         random_start=True, step_size=cfg.adv_step * self.threat.eps, generator=generator)
             batch = (x_adv, *batch[1:])
         self.w_opt.zero_grad(set_to_none=True)
         loss = batch_loss(self.train_obj, model, batch, self.device)
@@ -375,7 +367,7 @@ class SupernetSearch:
             "epoch": epoch, "lr": lr, "steps": len(train_losses), "train_loss": float(np.mean(train_losses)),
             **self.evaluate_supernet(), "genotype": self.genotype(),
             "arch_weights": weights.cpu().tolist(),
-            "expected_params_M": float(self.resources["size"].cost.expected(weights)) / 1e6,
+            "expected_params_M": float(self.param_cost.expected(weights)) / 1e6,
             "seconds": time.perf_counter() - start, **extra,
         }
         if "flops" in self.resources:

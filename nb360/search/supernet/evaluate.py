@@ -18,7 +18,7 @@ from ...training.objectives import Objective
 from .losses import output_loss, to_device
 
 
-class _AttackedLoader:
+class AttackedLoader:
     """A loader whose batches have their inputs replaced by adversarial ones (same dataset attribute)."""
 
     def __init__(self, loader: Any, attack: Callable[[tuple[Any, ...]], torch.Tensor], device: torch.device) -> None:
@@ -56,7 +56,7 @@ def evaluate_network(net: torch.nn.Module, loader: Any, objective: Objective, th
         if threat is not None:
             try:
                 for kind in ("fgsm", "pgd"):
-                    out[kind] = objective.evaluate(net, _AttackedLoader(loader, attacked(kind), device), device)
+                    out[kind] = objective.evaluate(net, AttackedLoader(loader, attacked(kind), device), device)
             except _NotAttackable:
                 out.pop("fgsm", None)
     finally:

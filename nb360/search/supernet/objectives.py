@@ -13,6 +13,11 @@ reference's forms (search-methods.md §1.4, `architect.param_number` / `--constr
 
 The floor of 1 in `min`/`max` is the reference's; the objective is then flat (zero gradient) once
 the size is within one scale unit of the target.
+
+`size_proxy="supernet"` uses E2RNAS's own proxy instead (`SupernetSizeProxy`, the HEAD code's
+`architect.param_number`): the α-weighted op parameters of the *search supernet's* cells, each cell
+weighted 3 (normal) or 1.5 (reduction), every edge counted (no two-of-n edge keep), with their
+target `--constrain_min 3` (in units of 1e5) in the DARTS space (`AUTHORS_SIZE_TARGET`).
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ from typing import Any
 import torch
 
 from ...errors import InputError
+
+AUTHORS_SIZE_TARGET = 3.0  # E2RNAS's --constrain_min in its published scripts (PC-DARTS/pcdarts_e2rnas.sh), units 1e5
+AUTHORS_CELL_WEIGHTS = (3.0, 1.5)  # HEAD architect.param_number: normal cells x3, reduction cells x1.5
 
 
 def constrained(value: torch.Tensor, target: float, form: str) -> torch.Tensor:
@@ -73,3 +81,49 @@ class ResourceObjective:
     def __call__(self, weights: Any) -> torch.Tensor:
         """The constrained objective."""
         return constrained(self.value(weights), self.target, self.form)
+
+
+@dataclass(frozen=True)
+class SupernetSizeProxy:
+    """E2RNAS's size proxy: Σ_type k_type Σ_{e,o} p[type, e, o] · table[type, e, o] over the search supernet's cells.
+
+    `table` sums op o's parameter count on edge e over the supernet's cells of each type ((2, 14, 8) in the
+    DARTS space: the authors' u(C) with FactorizedReduce on reduction skip edges; (6, 5) for NB201, whose α
+    is shared by every cell), `cell_weights` the authors' (3, 1.5) per type (None in NB201).
+    """
+
+    table: torch.Tensor
+    cell_weights: tuple[float, ...] | None = None
+    base: float = 0.0
+
+    def _weighted(self) -> torch.Tensor:
+        if self.cell_weights is None:
+            return self.table
+        k = torch.tensor(self.cell_weights, dtype=self.table.dtype).view(-1, *([1] * (self.table.dim() - 1)))
+        return self.table * k
+
+    def expected(self, weights: Any) -> torch.Tensor:
+        """The proxy under the architecture weights ((6, 5) tensor or DARTS MixWeights), differentiable."""
+        p = getattr(weights, "ops", weights)
+        if tuple(p.shape) != tuple(self.table.shape):
+            raise InputError(f"the size proxy takes architecture weights of shape {tuple(self.table.shape)}")
+        return (p * self._weighted().to(device=p.device, dtype=p.dtype)).sum()
+
+    def range(self) -> tuple[float, float]:
+        """(smallest, largest) value over architectures (every edge counted: separable per edge)."""
+        table = self._weighted()
+        return float(table.min(dim=-1).values.sum()), float(table.max(dim=-1).values.sum())
+
+
+def supernet_size_proxy(card: Any, space: str, config: Any) -> SupernetSizeProxy:
+    """E2RNAS's proxy for the search supernet of `config` (C, layers / N) on `card`'s shape."""
+    if space == "darts":
+        from ...models.darts_counting import darts_cost_model
+
+        cost = darts_cost_model(card.num_outputs, card.in_channels, card.topology, "params", C=config.C,
+                                layers=config.layers)
+        return SupernetSizeProxy(cost.table, AUTHORS_CELL_WEIGHTS)
+    from ...models import build, cost_model
+
+    skeleton = build(card, arch=0, C=config.C, N=config.N)
+    return SupernetSizeProxy(cost_model(skeleton, "params").table.double())
