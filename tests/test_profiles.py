@@ -51,13 +51,13 @@ def test_the_definition_is_stated_and_the_plot_is_drawn(tmp_path) -> None:
 
 def test_published_rows_reproduce_nas_bench_360s_winners() -> None:
     """On the cards' published rows, ρ(1) counts each method's bold (best) entries of the README table."""
-    from nb360.tasks import get_task, task_names
+    from nb360.tasks import list_tasks
 
     values: dict[str, dict[str, float | None]] = {}
-    for task in task_names():
-        for row in get_task(task).reference_results["rows"]:
-            values.setdefault(f"{row['method']} / {row['variant']}", {})[task] = row.get("value")
-    tasks = list(task_names())
+    tasks = [card.name for card in list_tasks("nb360")]  # the README table: the ten NAS-Bench-360 tasks
+    for card in list_tasks("nb360"):
+        for row in card.reference_results["rows"]:
+            values.setdefault(f"{row['method']} / {row['variant']}", {})[card.name] = row.get("value")
     p = performance_profile(values, tasks)
     wins = {m: round(p["rho"][m][0] * len(tasks)) for m in p["methods"]}
     # baselines.png bold: GAEA 5 (Spherical, Darcy, PSICOV, Cosmic, Satellite), WRN 2 (CIFAR-100, NinaPro),

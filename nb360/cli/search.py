@@ -191,7 +191,7 @@ def e2rnas_deviations() -> str:
     """The help epilog: E2RNAS's defaults against the authors' code, each deviation with its reason."""
     import textwrap
 
-    from ..search.supernet.methods.e2rnas import AUTHORS_DEVIATIONS
+    from ..search.e2rnas_deviations import AUTHORS_DEVIATIONS
 
     lines = ["E2RNAS defaults equal the authors' code (yuezhixiong/NAS-Benchmark) except, with the reason and the",
              "option that restores theirs (docs/e2rnas.md):"]

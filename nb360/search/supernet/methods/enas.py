@@ -22,8 +22,8 @@ import torch
 from torch import nn
 
 from ....space import nb201
-from .paths import PathMethod, batch_score, path_of, seeded
 from ..losses import to_device
+from .paths import PathMethod, batch_score, path_of, seeded
 
 if TYPE_CHECKING:
     from ..engine import SupernetSearch
