@@ -217,3 +217,19 @@ def test_a_unit_past_its_timeout_on_ray_is_cancelled_and_recorded(tmp_path: Path
     assert summary["failed"] == 1 and "timed out" in summary["failed_units"][0]
     unit = json.loads((tmp_path / "s" / "units" / "xgboost" / "ninapro" / "seed-0" / "unit.json").read_text())
     assert unit["status"] == "failed" and "--unit-timeout" in unit["error"]
+
+
+def test_an_unreachable_ray_address_is_refused_quickly(tmp_path: Path) -> None:
+    """The suite's Ray executor probes a remote address first (nb360.ray_cluster), as the table builder's does."""
+    import socket
+    import time
+
+    from nb360.suite.executors import run_ray
+
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    with pytest.raises(InputError, match="cannot reach the Ray cluster"):
+        list(run_ray({}, str(tmp_path), [], 1, False, address=f"127.0.0.1:{port}"))
+    assert time.monotonic() - start < 30

@@ -198,7 +198,7 @@ def test_unreachable_ray_address_is_refused_quickly(tmp_path, capsys) -> None:
     import socket
     import time
 
-    from nb360.build.executors import check_ray_address
+    from nb360.ray_cluster import check_ray_address
     from nb360.cli import main
 
     with socket.socket() as s:  # a port nobody listens on

@@ -177,7 +177,7 @@ def run_build(args: argparse.Namespace) -> int:
     if args.executor == "ray":  # an unreachable cluster is reported now, not after minutes of silent retries
         import os
 
-        from ..build.executors import check_ray_address
+        from ..ray_cluster import check_ray_address
 
         address = args.ray_address or os.environ.get("RAY_ADDRESS")
         if address:

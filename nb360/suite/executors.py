@@ -5,13 +5,12 @@ from __future__ import annotations
 import concurrent.futures as cf
 import json
 import multiprocessing
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..ray_cluster import ray_session
 from .unit import _write_unit, run_unit, unit_dir
 
 Unit = tuple[str, str, int]  # (method, task, seed)
@@ -72,17 +71,12 @@ def run_ray(spec: dict[str, Any], out: str, units: list[Unit], workers: int, pro
     Connects to `address` (or $RAY_ADDRESS) when given, else starts a local Ray instance with `workers` CPUs.
     wrn-asha units reserve no CPU or GPU themselves: their ASHA trials are Ray actors that request them.
     """
-    try:
-        import ray
-    except ImportError:
-        raise InputError("the ray executor needs Ray: pip install 'ray[tune]' (or use --executor local)") from None
-    address = address or os.environ.get("RAY_ADDRESS")
-    started = not ray.is_initialized()
-    if started:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+    with ray_session(address, workers, extra="tune") as ray:
+        yield from _ray_units(ray, spec, out, units, retries, timeout)
+
+
+def _ray_units(ray: Any, spec: dict[str, Any], out: str, units: list[Unit], retries: int,
+               timeout: float | None) -> Iterator[dict[str, Any]]:
     remote = ray.remote(run_unit)
     pending: dict[Any, Unit] = {}
     try:
@@ -110,5 +104,3 @@ def run_ray(spec: dict[str, Any], out: str, units: list[Unit], workers: int, pro
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
-        if started:
-            ray.shutdown()

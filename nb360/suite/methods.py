@@ -43,7 +43,8 @@ def available_methods() -> dict[str, SuiteMethod]:
     """Every method a suite can run, by name."""
     from ..evaluate.spec import BASELINE_CHOICES
     from ..search import METHODS as SEARCH_METHODS
-    from ..search.supernet.config import METHODS as SUPERNET, SPACES, default_config
+    from ..search.supernet.config import METHODS as SUPERNET
+    from ..search.supernet.config import SPACES, default_config
     from ..search.tabular import ALGORITHMS
 
     out: dict[str, SuiteMethod] = {}
