@@ -234,7 +234,7 @@ class NatsPlan {
   static bool one(const RunView& v, std::int64_t arch, std::int64_t metric, std::int64_t epoch, double& out) {
     float value;
     std::uint8_t present;
-    if (v.gather(1, &arch, 0, &metric, 0, &epoch, 0, &value, &present) >= 0) {
+    if (v.gather(1, &arch, 0, &metric, 0, &epoch, 0, &value, &present, /*single=*/true) >= 0) {
       throw py::index_error("NatsPlan: metric or epoch out of range");
     }
     out = value;
@@ -248,7 +248,7 @@ class NatsPlan {
     const std::int64_t n = last + 1;  // <= epochs_: the scratch buffers are big enough (the GIL is held)
     float* values = values_.data();
     std::uint8_t* present = present_.data();
-    if (v.gather(n, &arch, 0, &metric, 0, iota_.data(), 1, values, present) >= 0) {
+    if (v.gather(n, &arch, 0, &metric, 0, iota_.data(), 1, values, present, /*single=*/true) >= 0) {
       throw py::index_error("NatsPlan: time metric out of range");
     }
     sum = 0;
@@ -324,7 +324,7 @@ class NatsPlan {
     for (auto p : positions) {
       double value;
       std::uint8_t present;
-      views_[p]->gather_scalars(1, &arch, scalar, &value, &present);
+      views_[p]->gather_scalars(1, &arch, scalar, &value, &present, /*single=*/true);
       if (!present) return py::none();
       values.push_back(value);
     }
@@ -353,7 +353,7 @@ class NatsPlan {
     for (auto p : positions) {
       double value;
       std::uint8_t present;
-      views_[p]->gather_scalars(1, &arch, latency_, &value, &present);
+      views_[p]->gather_scalars(1, &arch, latency_, &value, &present, /*single=*/true);
       if (present && value > 0) {
         sum += value;
         ++count;

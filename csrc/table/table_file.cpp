@@ -261,8 +261,8 @@ std::int64_t gather_loop(std::int64_t n, const std::int64_t* archs, std::int64_t
 
 std::int64_t RunView::gather(std::int64_t n, const std::int64_t* archs, std::int64_t arch_stride,
                              const std::int64_t* metrics, std::int64_t metric_stride, const std::int64_t* epochs,
-                             std::int64_t epoch_stride, float* values, std::uint8_t* present) const {
-  table_->enter();
+                             std::int64_t epoch_stride, float* values, std::uint8_t* present, bool single) const {
+  table_->enter(!single);
   const bool check_chunks = !(curves_->all_verified() && curves_present_->all_verified());
   std::int64_t bad = -1;
   const bool ok = guarded([&] {
@@ -271,7 +271,7 @@ std::int64_t RunView::gather(std::int64_t n, const std::int64_t* archs, std::int
                       check_chunks ? curves_.get() : nullptr, check_chunks ? curves_present_.get() : nullptr);
   });
   if (!ok) table_->file().changed("it shrank while being read");
-  finish_batch();
+  if (!single) finish_batch();
   return bad;
 }
 
@@ -302,8 +302,8 @@ double RunView::scalar(std::int64_t arch, std::int64_t index) const {
 }
 
 std::int64_t RunView::gather_scalars(std::int64_t n, const std::int64_t* archs, std::int64_t index, double* values,
-                                     std::uint8_t* present) const {
-  table_->enter();
+                                     std::uint8_t* present, bool single) const {
+  table_->enter(!single);
   if (index < 0 || index >= scalars_) throw OutOfRangeError(range_message("scalar index", index, scalars_));
   const CheckedDataset& sv = *scalar_values_;
   const CheckedDataset& sp = *scalars_present_;
@@ -333,7 +333,7 @@ std::int64_t RunView::gather_scalars(std::int64_t n, const std::int64_t* archs, 
     }
   });
   if (!ok) table_->file().changed("it shrank while being read");
-  finish_batch();
+  if (!single) finish_batch();
   return bad;
 }
 

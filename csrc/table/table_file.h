@@ -115,14 +115,17 @@ class RunView {
   float get(std::int64_t arch, std::int64_t metric, std::int64_t epoch) const;
   // n lookups; values of missing entries are NaN with present[i] = 0. Each index array advances by
   // its stride (1, or 0 to broadcast one index). Returns -1, or the first position whose index is
-  // out of range (nothing more is written then).
+  // out of range (nothing more is written then). `single`: the gather is one small part of a single
+  // query (the NATS facade builds one answer from a dozen of them), so the file is re-checked as a
+  // single lookup re-checks it (at most once per millisecond) instead of by an fstat before and after
+  // every gather, which cost more than the whole answer; reads stay guarded and checksummed.
   std::int64_t gather(std::int64_t n, const std::int64_t* archs, std::int64_t arch_stride, const std::int64_t* metrics,
                       std::int64_t metric_stride, const std::int64_t* epochs, std::int64_t epoch_stride, float* values,
-                      std::uint8_t* present) const;
+                      std::uint8_t* present, bool single = false) const;
   // One scalar (params, flops, ...); throws OutOfRangeError or MissingValueError.
   double scalar(std::int64_t arch, std::int64_t index) const;
   std::int64_t gather_scalars(std::int64_t n, const std::int64_t* archs, std::int64_t index, double* values,
-                              std::uint8_t* present) const;
+                              std::uint8_t* present, bool single = false) const;
 
   // The row of an arch (-1 when not recorded); the arch must be in range.
   std::int64_t row(std::int64_t arch) const { return rows_of_[static_cast<std::size_t>(arch)]; }
