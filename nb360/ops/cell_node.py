@@ -99,6 +99,31 @@ def _contiguous_empty(t: torch.Tensor, dtype: torch.dtype | None = None) -> torc
     return torch.empty(t.shape, dtype=dtype or t.dtype, device=t.device)
 
 
+def prefers_channels_last(t: torch.Tensor) -> bool:
+    """The layout the ops give their outputs: channels-last when `t` is (and is not also NCHW-contiguous).
+
+    Mirrors prefers_channels_last in csrc/ops/cell_node_kernels.cpp; 3D (N, C, L) tensors count as
+    channels-last when their (N, L, C) transpose is contiguous.
+    """
+    if t.is_contiguous():
+        return False
+    if t.dim() == 4:
+        return t.is_contiguous(memory_format=torch.channels_last)
+    return t.dim() == 3 and t.transpose(1, 2).is_contiguous()
+
+
+def empty_channels_last(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """An uninitialised channels-last tensor shaped like t ((N, C, L): strides (L C, 1, C))."""
+    dtype = dtype or t.dtype
+    if t.dim() == 4:
+        return torch.empty(t.shape, dtype=dtype, device=t.device, memory_format=torch.channels_last)
+    return torch.empty((t.shape[0], t.shape[2], t.shape[1]), dtype=dtype, device=t.device).transpose(1, 2)
+
+
+def _empty_like_layout(t: torch.Tensor) -> torch.Tensor:
+    return empty_channels_last(t) if prefers_channels_last(t) else _contiguous_empty(t)
+
+
 @torch.library.register_fake("nb360::cell_node")
 def _cell_node_fake(inputs, convs, weights, bn_weight, bn_bias, running_mean, running_var, batch_stats, eps):
     k = len(inputs)
@@ -107,14 +132,14 @@ def _cell_node_fake(inputs, convs, weights, bn_weight, bn_bias, running_mean, ru
     torch._check(weights.shape == (k, NUM_OPS), lambda: "cell_node: weights must have shape (k, 5)")
     x = inputs[0]
     stats = x.new_empty((BRANCHES * k, x.shape[1]), dtype=stats_dtype(x.dtype))
-    return _contiguous_empty(x), stats, torch.empty_like(stats)
+    return _empty_like_layout(x), stats, torch.empty_like(stats)
 
 
 @torch.library.register_fake("nb360::cell_node_backward")
 def _cell_node_backward_fake(grad, inputs, convs, weights, bn_weight, bn_bias, mean, var, batch_stats, eps):
     x = inputs[0]
     bn_dtype = mean.dtype if bn_weight is None else bn_weight.dtype
-    return ([_contiguous_empty(x) for _ in inputs], [_contiguous_empty(x) for _ in convs],
+    return ([_empty_like_layout(x) for _ in inputs], [_empty_like_layout(x) for _ in convs],
             _contiguous_empty(weights), _contiguous_empty(mean, bn_dtype), _contiguous_empty(mean, bn_dtype))
 
 

@@ -1,0 +1,725 @@
+// cell_node CPU kernels on channels-last operands (interface: cell_node_kernels.h; design: cell_node.cpp).
+//
+// Why channels-last: oneDNN's convolutions, which produce the conv operands, run 1.1-3x faster in
+// NHWC than in NCHW at the supernet's sizes (benchmarks/RESULTS.md), and torch.compile runs them
+// in NHWC too. The node kernels follow: every loop here runs over pixels with the C channels of a
+// pixel contiguous innermost, so per-channel coefficients are vectors and the 3x3 pool is a sum of
+// neighbouring pixel vectors -- no per-plane overhead on the small 8x8 planes of the last stage.
+//
+// Work is split over images (at::parallel_for). Reductions keep per-image partial sums (float lanes
+// flushed to double every ~1024 values) and add the images in order, so results are identical for
+// any thread count. Arithmetic is in float for half / bfloat16 storage, else in the storage type.
+#include "cell_node_kernels.h"
+
+#include <ATen/Dispatch.h>
+#include <ATen/OpMathType.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+
+namespace nb360 {
+
+// ---------------------------------------------------------------- layout helpers (shared with CUDA glue)
+
+int64_t pixel_stride(const at::Tensor& t) {
+  if (t.size(-1) > 1) return t.stride(-1);
+  if (t.dim() == 4 && t.size(2) > 1) return t.stride(2);  // W == 1: the pixels are the rows
+  return t.size(1);                                       // one pixel
+}
+
+bool is_channels_last_view(const at::Tensor& t) {
+  if (t.dim() != 3 && t.dim() != 4) return false;
+  if (t.size(1) > 1 && t.stride(1) != 1) return false;
+  const int64_t P = pixel_stride(t);
+  const int64_t W = t.size(-1), H = t.dim() == 4 ? t.size(2) : 1;
+  if (H * W > 1 && P < t.size(1)) return false;  // a pixel's channels must not overlap the next pixel's
+  if (H > 1 && W > 1 && t.stride(2) != W * P) return false;
+  return true;
+}
+
+at::Tensor empty_channels_last(const at::Tensor& like, std::optional<at::ScalarType> dtype) {
+  const auto opts = like.options().dtype(dtype.value_or(like.scalar_type()));
+  if (like.dim() == 4) return at::empty(like.sizes(), opts.memory_format(at::MemoryFormat::ChannelsLast));
+  return at::empty({like.size(0), like.size(2), like.size(1)}, opts).transpose(1, 2);
+}
+
+at::Tensor as_channels_last_view(const at::Tensor& t) {
+  if (is_channels_last_view(t)) return t;
+  auto out = empty_channels_last(t);
+  out.copy_(t);
+  return out;
+}
+
+bool prefers_channels_last(const at::Tensor& t) {
+  if (t.is_contiguous()) return false;
+  if (t.dim() == 4) return t.is_contiguous(at::MemoryFormat::ChannelsLast);
+  return t.dim() == 3 && t.transpose(1, 2).is_contiguous();
+}
+
+namespace {
+
+std::array<NodeKernels, static_cast<size_t>(c10::DeviceType::COMPILE_TIME_MAX_DEVICE_TYPES)>& registry() {
+  static std::array<NodeKernels, static_cast<size_t>(c10::DeviceType::COMPILE_TIME_MAX_DEVICE_TYPES)> table;
+  return table;
+}
+
+}  // namespace
+
+const NodeKernels& node_kernels(c10::DeviceType device) {
+  const auto& k = registry()[static_cast<size_t>(device)];
+  TORCH_CHECK(k.forward != nullptr, "nb360: no fused cell kernels for device type ", device,
+              " in this build (CUDA kernels need nb360 built against a CUDA build of torch)");
+  return k;
+}
+
+void register_node_kernels(c10::DeviceType device, NodeKernels kernels) {
+  registry()[static_cast<size_t>(device)] = kernels;
+}
+
+namespace {
+
+// The loops below are compiled for x86-64-v4 (AVX-512), v3 (AVX2 + FMA) and baseline x86-64, and
+// the dynamic loader picks the best the CPU has (GCC function multi-versioning): the wheel stays
+// portable and the loops, which run at baseline-SSE width otherwise, get 2x on this machine.
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && __GNUC__ >= 11 && !defined(NB360_NO_CPU_CLONES)
+#define NB360_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define NB360_CPU_CLONES
+#endif
+// Helpers and lambdas are inlined into each clone so they run at the clone's vector width too.
+#if defined(__GNUC__)
+#define NB360_INLINE __attribute__((always_inline))
+#else
+#define NB360_INLINE
+#endif
+
+template <typename T>
+using acc_t = at::opmath_type<T>;
+
+// Values per channel summed in float lanes before they are flushed to double.
+constexpr int64_t kFlushEvery = 1024;
+// Elements below which a parallel loop stays on one thread (ATen's at::internal::GRAIN_SIZE).
+constexpr int64_t kGrainSize = 32768;
+
+// A channels-last operand: element (n, pixel q, channel c) at ptr + n * sN + q * sP + c.
+template <typename P>
+struct View {
+  P* ptr;
+  int64_t sN, sP;
+  P* at(int64_t n, int64_t q) const { return ptr + n * sN + q * sP; }
+};
+
+template <typename T>
+View<const T> in_view(const at::Tensor& t) {
+  return {t.const_data_ptr<T>(), t.size(0) > 1 ? t.stride(0) : 0, pixel_stride(t)};
+}
+
+template <typename T>
+View<T> out_view(const at::Tensor& t) {
+  return {t.mutable_data_ptr<T>(), t.size(0) > 1 ? t.stride(0) : 0, pixel_stride(t)};
+}
+
+std::vector<double> host_doubles(const at::Tensor& t) {
+  const auto d = t.detach().to(at::kCPU, at::kDouble).contiguous();
+  return std::vector<double>(d.const_data_ptr<double>(), d.const_data_ptr<double>() + d.numel());
+}
+
+struct Params {
+  std::vector<double> w;      // (k, 5)
+  std::vector<double> gamma;  // (2k, C), ones when BN is not affine
+  std::vector<double> beta;   // (2k, C), zeros when BN is not affine
+  std::vector<double> bias;   // (2k, C), the convs' biases (zeros when none)
+};
+
+Params read_params(const CellNodeShape& s, const NodeOperands& ops) {
+  Params p;
+  p.w = host_doubles(ops.weights);
+  const size_t nbc = static_cast<size_t>(s.branches * s.C);
+  p.gamma = ops.bn_weight.has_value() ? host_doubles(*ops.bn_weight) : std::vector<double>(nbc, 1.0);
+  p.beta = ops.bn_bias.has_value() ? host_doubles(*ops.bn_bias) : std::vector<double>(nbc, 0.0);
+  p.bias = ops.conv_bias.has_value() ? host_doubles(*ops.conv_bias) : std::vector<double>(nbc, 0.0);
+  return p;
+}
+
+inline double branch_weight(const Params& p, int64_t b) {
+  return p.w[(b / kCellNodeBranches) * kCellNodeOps + kOpConv1x1 + b % kCellNodeBranches];
+}
+
+at::Tensor tensor_from(const std::vector<double>& values, at::IntArrayRef sizes, at::ScalarType dtype) {
+  auto t = at::empty(sizes, at::TensorOptions().dtype(at::kDouble));
+  std::copy(values.begin(), values.end(), t.mutable_data_ptr<double>());
+  return dtype == at::kDouble ? t : t.to(dtype);
+}
+
+// Images per task: small problems stay on one thread, where waking the pool costs more than the work.
+int64_t image_grain(const CellNodeShape& s, int64_t tensors) {
+  return std::max<int64_t>(1, kGrainSize / std::max<int64_t>(1, s.H * s.W * s.C * tensors));
+}
+
+// 1 / (taps of the 3x3 window) along one axis of length L, at i: count_include_pad=False.
+inline int taps(int64_t i, int64_t L) { return 1 + (i > 0) + (i + 1 < L); }
+
+// out[w][c] = in[w-1][c] + in[w][c] + in[w+1][c] (clipped) for one row of W pixels x C channels.
+template <typename A>
+inline NB360_INLINE void row_box3(const A* __restrict in, A* __restrict out, int64_t W, int64_t C) {
+  if (W == 1) {
+    for (int64_t c = 0; c < C; ++c) out[c] = in[c];
+    return;
+  }
+  const int64_t WC = W * C;
+  for (int64_t i = 0; i < C; ++i) out[i] = in[i] + in[C + i];
+  for (int64_t i = C; i < WC - C; ++i) out[i] = in[i - C] + in[i] + in[i + C];
+  for (int64_t i = WC - C; i < WC; ++i) out[i] = in[i - C] + in[i];
+}
+
+// The kernels are instantiated for the supernets' channel counts (kC = 16, 32, 64): a pixel's
+// channels are then a compile-time number of vector registers, accumulated in registers across a
+// pixel's terms. Other counts (kC = 0) run in blocks of 16 channels.
+template <int kC>
+constexpr int64_t kBlockOf = kC > 0 ? kC : 16;
+
+template <typename F>
+void with_channels(int64_t C, F&& f) {
+  switch (C) {
+    case 16: f(std::integral_constant<int, 16>{}); break;
+    case 32: f(std::integral_constant<int, 32>{}); break;
+    case 64: f(std::integral_constant<int, 64>{}); break;
+    default: f(std::integral_constant<int, 0>{}); break;
+  }
+}
+
+// Per-image float accumulators of `rows` per-channel sums, flushed to double every kFlushEvery
+// values: deterministic and accurate for images of any size.
+template <typename A>
+struct Lanes {
+  std::vector<A> lane;
+  std::vector<double> total;
+  int64_t pending = 0;
+  Lanes(int64_t rows, int64_t C) : lane(rows * C, A(0)), total(rows * C, 0.0) {}
+  void start_image() {
+    std::fill(lane.begin(), lane.end(), A(0));
+    std::fill(total.begin(), total.end(), 0.0);
+    pending = 0;
+  }
+  // After `values` more values per channel; flushes when enough have accumulated (or `force`).
+  void added(int64_t values, bool force = false) {
+    pending += values;
+    if (pending < kFlushEvery && !force) return;
+    for (size_t i = 0; i < lane.size(); ++i) {
+      total[i] += static_cast<double>(lane[i]);
+      lane[i] = A(0);
+    }
+    pending = 0;
+  }
+};
+
+// ---------------------------------------------------------------- forward
+
+// Per-image shifted sums and sums of squares of every branch (shift: the channel's first value),
+// rows [2 b] and [2 b + 1] of the image's (4k, C) partials. Row by row, every branch over the row:
+// the branches are channel slices of wide conv outputs, and one branch at a time over the whole
+// image would stream each slice's neighbours through the caches once per branch.
+template <typename T, int kC>
+NB360_CPU_CLONES void stats_images(const CellNodeShape& s, const std::vector<View<const T>>& ys,
+                                   const acc_t<T>* shift, double* partials, int64_t n0, int64_t n1) {
+  using A = acc_t<T>;
+  constexpr int64_t V = kBlockOf<kC>;
+  const int64_t C = kC > 0 ? kC : s.C, H = s.H, W = s.W;
+  Lanes<A> lanes(2 * s.branches, C);
+  for (int64_t n = n0; n < n1; ++n) {
+    lanes.start_image();
+    for (int64_t h = 0; h < H; ++h) {
+      for (int64_t b = 0; b < s.branches; ++b) {
+        for (int64_t c0 = 0; c0 < C; c0 += V) {
+          const int64_t width = kC > 0 ? kC : std::min<int64_t>(V, C - c0);
+          A sh[V], sum[V], sq[V];
+          A* lane_sum = lanes.lane.data() + 2 * b * C + c0;
+          A* lane_sq = lane_sum + C;
+          for (int64_t c = 0; c < width; ++c) {
+            sh[c] = shift[b * C + c0 + c];
+            sum[c] = lane_sum[c];
+            sq[c] = lane_sq[c];
+          }
+          for (int64_t w = 0; w < W; ++w) {
+            const T* __restrict y = ys[b].at(n, h * W + w) + c0;
+            for (int64_t c = 0; c < width; ++c) {
+              const A d = static_cast<A>(y[c]) - sh[c];
+              sum[c] += d;
+              sq[c] += d * d;
+            }
+          }
+          for (int64_t c = 0; c < width; ++c) {
+            lane_sum[c] = sum[c];
+            lane_sq[c] = sq[c];
+          }
+        }
+      }
+      lanes.added(W);
+    }
+    lanes.added(0, /*force=*/true);
+    std::copy(lanes.total.begin(), lanes.total.end(), partials + n * 2 * s.branches * C);
+  }
+}
+
+template <typename T>
+void batch_statistics(const CellNodeShape& s, const std::vector<View<const T>>& ys, const std::vector<double>& bias,
+                      std::vector<double>& mean, std::vector<double>& var) {
+  using A = acc_t<T>;
+  const int64_t C = s.C;
+  std::vector<A> shift(static_cast<size_t>(s.branches * C));
+  for (int64_t b = 0; b < s.branches; ++b)
+    for (int64_t c = 0; c < C; ++c) shift[b * C + c] = static_cast<A>(ys[b].at(0, 0)[c]);
+  std::vector<double> partials(static_cast<size_t>(s.N * 2 * s.branches * C));
+  at::parallel_for(0, s.N, image_grain(s, s.branches), [&](int64_t n0, int64_t n1) {
+    with_channels(C, [&](auto kc) { stats_images<T, decltype(kc)::value>(s, ys, shift.data(), partials.data(), n0, n1); });
+  });
+  const double M = static_cast<double>(s.N * s.H * s.W);
+  for (int64_t b = 0; b < s.branches; ++b) {
+    for (int64_t c = 0; c < C; ++c) {
+      double sum = 0.0, sq = 0.0;
+      for (int64_t n = 0; n < s.N; ++n) {
+        sum += partials[(n * 2 * s.branches + 2 * b) * C + c];
+        sq += partials[(n * 2 * s.branches + 2 * b + 1) * C + c];
+      }
+      const double m = sum / M;
+      const size_t i = static_cast<size_t>(b * C + c);
+      mean[i] = static_cast<double>(shift[i]) + m + bias[i];
+      var[i] = std::max(sq / M - m * m, 0.0);
+    }
+  }
+}
+
+template <typename T>
+struct ForwardArgs {
+  const CellNodeShape* s;
+  std::vector<View<const T>> xs, ys;
+  std::vector<acc_t<T>> w_skip, w_pool;  // (k)
+  std::vector<acc_t<T>> A;               // (2k, C): y' coefficient
+  std::vector<acc_t<T>> B;               // (C): constant term
+  View<T> out;
+  View<T> relu;  // ptr == nullptr: none
+};
+
+// Output images [n0, n1): the pool of sum_e w_pool,e x_e (a ring of three horizontally summed
+// rows), then per pixel and channel block, in registers: constant, pool, skips, BN'd conv branches;
+// store (and ReLU).
+template <typename T, int kC>
+NB360_CPU_CLONES void forward_images(const ForwardArgs<T>& a, int64_t n0, int64_t n1) {
+  using A = acc_t<T>;
+  constexpr int64_t V = kBlockOf<kC>;
+  const CellNodeShape& s = *a.s;
+  const int64_t C = kC > 0 ? kC : s.C, H = s.H, W = s.W, WC = W * C;
+  const int64_t edges = s.edges, branches = s.branches;
+  std::vector<A> buf(static_cast<size_t>(5 * WC), A(0));
+  A* z = buf.data();
+  A* ring[3] = {z + WC, z + 2 * WC, z + 3 * WC};
+  const A* zeros = z + 4 * WC;  // stays zero: the missing neighbour row at the borders
+  std::vector<A> inv_cols(W);
+  for (int64_t w = 0; w < W; ++w) inv_cols[w] = A(1) / static_cast<A>(taps(w, W));
+  for (int64_t n = n0; n < n1; ++n) {
+    auto pool_row = [&](int64_t r) NB360_INLINE {  // ring[r % 3] = horizontal 3-sums of sum_e w_pool,e x_e on row r
+      for (int64_t w = 0; w < W; ++w) {
+        for (int64_t c0 = 0; c0 < C; c0 += V) {
+          const int64_t width = kC > 0 ? kC : std::min<int64_t>(V, C - c0);
+          A v[V];
+          const T* __restrict x0 = a.xs[0].at(n, r * W + w) + c0;
+          for (int64_t c = 0; c < width; ++c) v[c] = a.w_pool[0] * static_cast<A>(x0[c]);
+          for (int64_t e = 1; e < edges; ++e) {
+            const T* __restrict x = a.xs[e].at(n, r * W + w) + c0;
+            const A wp = a.w_pool[e];
+            for (int64_t c = 0; c < width; ++c) v[c] += wp * static_cast<A>(x[c]);
+          }
+          for (int64_t c = 0; c < width; ++c) z[w * C + c0 + c] = v[c];
+        }
+      }
+      row_box3(z, ring[r % 3], W, C);
+    };
+    pool_row(0);
+    if (H > 1) pool_row(1);
+    for (int64_t h = 0; h < H; ++h) {
+      if (h >= 1 && h + 1 < H) pool_row(h + 1);
+      const A* __restrict up = h > 0 ? ring[(h - 1) % 3] : zeros;
+      const A* __restrict mid = ring[h % 3];
+      const A* __restrict down = h + 1 < H ? ring[(h + 1) % 3] : zeros;
+      const A inv_row = A(1) / static_cast<A>(taps(h, H));
+      for (int64_t w = 0; w < W; ++w) {
+        const int64_t q = h * W + w;
+        const A inv = inv_row * inv_cols[w];
+        for (int64_t c0 = 0; c0 < C; c0 += V) {
+          const int64_t width = kC > 0 ? kC : std::min<int64_t>(V, C - c0);
+          const int64_t o = w * C + c0;
+          A v[V];
+          for (int64_t c = 0; c < width; ++c) v[c] = a.B[c0 + c] + inv * (up[o + c] + mid[o + c] + down[o + c]);
+          for (int64_t e = 0; e < edges; ++e) {
+            const T* __restrict x = a.xs[e].at(n, q) + c0;
+            const A ws = a.w_skip[e];
+            for (int64_t c = 0; c < width; ++c) v[c] += ws * static_cast<A>(x[c]);
+          }
+          for (int64_t b = 0; b < branches; ++b) {
+            const T* __restrict y = a.ys[b].at(n, q) + c0;
+            const A* __restrict coef = a.A.data() + b * C + c0;
+            for (int64_t c = 0; c < width; ++c) v[c] += coef[c] * static_cast<A>(y[c]);
+          }
+          T* __restrict dst = a.out.at(n, q) + c0;
+          for (int64_t c = 0; c < width; ++c) dst[c] = static_cast<T>(v[c]);
+          if (a.relu.ptr != nullptr) {
+            T* __restrict r = a.relu.at(n, q) + c0;
+            for (int64_t c = 0; c < width; ++c) r[c] = static_cast<T>(v[c] > A(0) ? v[c] : A(0));
+          }
+        }
+      }
+    }
+  }
+}
+
+std::tuple<at::Tensor, at::Tensor> node_forward_cpu(const CellNodeShape& s, const NodeOperands& ops,
+                                                    const std::optional<at::Tensor>& running_mean,
+                                                    const std::optional<at::Tensor>& running_var, bool batch_stats,
+                                                    double eps, const at::Tensor& out, const at::Tensor& relu_out) {
+  const auto p = read_params(s, ops);
+  const auto dtype = ops.inputs[0].scalar_type();
+  const auto stats_dtype = cell_node_stats_dtype(dtype);
+  const size_t nbc = static_cast<size_t>(s.branches * s.C);
+  std::vector<double> mean(nbc), var(nbc);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "cell_node_cpu", [&] {
+    using A = acc_t<scalar_t>;
+    ForwardArgs<scalar_t> a;
+    a.s = &s;
+    for (const auto& t : ops.inputs) a.xs.push_back(in_view<scalar_t>(t));
+    for (const auto& t : ops.convs) a.ys.push_back(in_view<scalar_t>(t));
+    if (batch_stats) {
+      batch_statistics<scalar_t>(s, a.ys, p.bias, mean, var);
+    } else {
+      mean = host_doubles(*running_mean);
+      var = host_doubles(*running_var);
+    }
+    // Round the statistics to their stored dtype first, so backward sees exactly what forward used.
+    for (size_t i = 0; i < nbc; ++i) {
+      mean[i] = static_cast<double>(static_cast<A>(mean[i]));
+      var[i] = static_cast<double>(static_cast<A>(var[i]));
+    }
+    std::vector<double> B(static_cast<size_t>(s.C), 0.0);
+    a.A.resize(nbc);
+    for (int64_t b = 0; b < s.branches; ++b) {
+      const double wb = branch_weight(p, b);
+      for (int64_t c = 0; c < s.C; ++c) {
+        const size_t i = static_cast<size_t>(b * s.C + c);
+        const double scale = p.gamma[i] / std::sqrt(var[i] + eps);
+        a.A[i] = static_cast<A>(wb * scale);
+        B[c] += wb * (p.beta[i] - scale * (mean[i] - p.bias[i]));  // the convs hold y - bias
+      }
+    }
+    a.B.assign(B.begin(), B.end());
+    for (int64_t e = 0; e < s.edges; ++e) {
+      a.w_skip.push_back(static_cast<A>(p.w[e * kCellNodeOps + kOpSkip]));
+      a.w_pool.push_back(static_cast<A>(p.w[e * kCellNodeOps + kOpPool]));
+    }
+    a.out = out_view<scalar_t>(out);
+    a.relu = relu_out.defined() ? out_view<scalar_t>(relu_out) : View<scalar_t>{nullptr, 0, 0};
+    if (out.numel() > 0) {
+      at::parallel_for(0, s.N, image_grain(s, 1 + s.edges + s.branches), [&](int64_t n0, int64_t n1) {
+        with_channels(s.C, [&](auto kc) { forward_images<scalar_t, decltype(kc)::value>(a, n0, n1); });
+      });
+    }
+  });
+  return {tensor_from(mean, {s.branches, s.C}, stats_dtype), tensor_from(var, {s.branches, s.C}, stats_dtype)};
+}
+
+// Batch statistics of every channel of one channels-last tensor (e.g. all conv branches of a
+// source node in one pass over whole cache lines), of y + bias; rounded to the stats dtype.
+std::tuple<at::Tensor, at::Tensor> channel_stats_cpu(const at::Tensor& y, const std::optional<at::Tensor>& bias) {
+  TORCH_CHECK(is_channels_last_view(y), "channel_stats: expected a channels-last tensor, got strides ", y.strides());
+  const CellNodeShape s{1, 1, y.size(0), y.size(1), y.dim() == 4 ? y.size(2) : 1, y.size(-1)};
+  TORCH_CHECK(s.N * s.H * s.W > 1, "channel_stats: batch statistics need more than 1 value per channel, got ",
+              y.sizes());
+  const auto b = bias.has_value() ? host_doubles(*bias) : std::vector<double>(static_cast<size_t>(s.C), 0.0);
+  std::vector<double> mean(static_cast<size_t>(s.C)), var(static_cast<size_t>(s.C));
+  const auto stats_dtype = cell_node_stats_dtype(y.scalar_type());
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, y.scalar_type(), "channel_stats_cpu", [&] {
+    batch_statistics<scalar_t>(s, {in_view<scalar_t>(y)}, b, mean, var);
+  });
+  return {tensor_from(mean, {s.C}, stats_dtype), tensor_from(var, {s.C}, stats_dtype)};
+}
+
+// ---------------------------------------------------------------- backward
+
+// Per-channel sums of the backward, one row each of the (1 + 4k, C) partials of an image.
+struct SumRows {
+  int64_t g, gy, gx, gpx, count;  // first row of: sum g; sum g (y_b - mu_b); sum g x_e; sum avgpool^T(g) x_e
+  explicit SumRows(const CellNodeShape& s)
+      : g(0), gy(1), gx(1 + s.branches), gpx(1 + s.branches + s.edges), count(1 + s.branches + 2 * s.edges) {}
+};
+
+template <typename T>
+struct BackwardArgs {
+  const CellNodeShape* s;
+  View<const T> grad;
+  std::vector<View<const T>> xs, ys;
+  std::vector<acc_t<T>> w_skip, w_pool;
+  std::vector<acc_t<T>> mu;   // (2k, C): the mean of y - bias, in which the convs are stored
+  std::vector<View<T>> dx;    // ptr == nullptr: not wanted
+  std::vector<char> accumulate;
+  // Second pass: dy_b = A g + C1 y' + C0.
+  std::vector<acc_t<T>> A, C1, C0;
+  std::vector<View<T>> dy;
+};
+
+// Pass 1 over images [n0, n1): avgpool^T(g) (a ring of three horizontally summed rows of g / taps),
+// the input gradients w_skip g + w_pool avgpool^T(g), and the per-channel sums; row by row, one
+// term at a time over the row with its accumulators in registers.
+template <typename T, int kC>
+NB360_CPU_CLONES void backward_sum_images(const BackwardArgs<T>& a, double* partials, int64_t n0, int64_t n1) {
+  using A = acc_t<T>;
+  constexpr int64_t V = kBlockOf<kC>;
+  const CellNodeShape& s = *a.s;
+  const int64_t C = kC > 0 ? kC : s.C, H = s.H, W = s.W, WC = W * C;
+  const SumRows rows(s);
+  std::vector<A> buf(static_cast<size_t>(6 * WC), A(0));
+  A* scaled = buf.data();
+  A* ring[3] = {scaled + WC, scaled + 2 * WC, scaled + 3 * WC};
+  A* gp = scaled + 4 * WC;
+  const A* zeros = scaled + 5 * WC;
+  std::vector<A> inv_cols(W);
+  for (int64_t w = 0; w < W; ++w) inv_cols[w] = A(1) / static_cast<A>(taps(w, W));
+  Lanes<A> lanes(rows.count, C);
+  // acc[0, width) += term(w, c) over the row's pixels, for channel block c0 of lane row `row`.
+  auto reduce_row = [&](int64_t row, int64_t c0, int64_t width, auto term) NB360_INLINE {
+    A acc[V];
+    A* lane = lanes.lane.data() + row * C + c0;
+    for (int64_t c = 0; c < width; ++c) acc[c] = lane[c];
+    for (int64_t w = 0; w < W; ++w) term(w, acc);
+    for (int64_t c = 0; c < width; ++c) lane[c] = acc[c];
+  };
+  for (int64_t n = n0; n < n1; ++n) {
+    lanes.start_image();
+    auto grad_row = [&](int64_t r) NB360_INLINE {  // ring[r % 3] = horizontal 3-sums of g / taps on row r
+      const A inv_row = A(1) / static_cast<A>(taps(r, H));
+      for (int64_t w = 0; w < W; ++w) {
+        const T* __restrict g = a.grad.at(n, r * W + w);
+        const A inv = inv_row * inv_cols[w];
+        A* __restrict o = scaled + w * C;
+        for (int64_t c = 0; c < C; ++c) o[c] = static_cast<A>(g[c]) * inv;
+      }
+      row_box3(scaled, ring[r % 3], W, C);
+    };
+    grad_row(0);
+    if (H > 1) grad_row(1);
+    for (int64_t h = 0; h < H; ++h) {
+      if (h >= 1 && h + 1 < H) grad_row(h + 1);
+      {
+        const A* __restrict up = h > 0 ? ring[(h - 1) % 3] : zeros;
+        const A* __restrict mid = ring[h % 3];
+        const A* __restrict down = h + 1 < H ? ring[(h + 1) % 3] : zeros;
+        for (int64_t i = 0; i < WC; ++i) gp[i] = up[i] + mid[i] + down[i];
+      }
+      const int64_t q0 = h * W;
+      for (int64_t c0 = 0; c0 < C; c0 += V) {
+        const int64_t width = kC > 0 ? kC : std::min<int64_t>(V, C - c0);
+        reduce_row(rows.g, c0, width, [&](int64_t w, A* acc) NB360_INLINE {
+          const T* __restrict g = a.grad.at(n, q0 + w) + c0;
+          for (int64_t c = 0; c < width; ++c) acc[c] += static_cast<A>(g[c]);
+        });
+        for (int64_t b = 0; b < s.branches; ++b) {
+          const A* __restrict mu = a.mu.data() + b * C + c0;
+          reduce_row(rows.gy + b, c0, width, [&](int64_t w, A* acc) NB360_INLINE {
+            const T* __restrict g = a.grad.at(n, q0 + w) + c0;
+            const T* __restrict y = a.ys[b].at(n, q0 + w) + c0;
+            for (int64_t c = 0; c < width; ++c) acc[c] += static_cast<A>(g[c]) * (static_cast<A>(y[c]) - mu[c]);
+          });
+        }
+        for (int64_t e = 0; e < s.edges; ++e) {
+          reduce_row(rows.gx + e, c0, width, [&](int64_t w, A* acc) NB360_INLINE {
+            const T* __restrict g = a.grad.at(n, q0 + w) + c0;
+            const T* __restrict x = a.xs[e].at(n, q0 + w) + c0;
+            for (int64_t c = 0; c < width; ++c) acc[c] += static_cast<A>(g[c]) * static_cast<A>(x[c]);
+          });
+          reduce_row(rows.gpx + e, c0, width, [&](int64_t w, A* acc) NB360_INLINE {
+            const A* __restrict gpw = gp + w * C + c0;
+            const T* __restrict x = a.xs[e].at(n, q0 + w) + c0;
+            for (int64_t c = 0; c < width; ++c) acc[c] += gpw[c] * static_cast<A>(x[c]);
+          });
+          if (a.dx[e].ptr == nullptr) continue;
+          const A ws = a.w_skip[e], wp = a.w_pool[e];
+          const bool accumulate = a.accumulate[e] != 0;
+          for (int64_t w = 0; w < W; ++w) {
+            const T* __restrict g = a.grad.at(n, q0 + w) + c0;
+            const A* __restrict gpw = gp + w * C + c0;
+            T* __restrict d = a.dx[e].at(n, q0 + w) + c0;
+            if (accumulate) {
+              for (int64_t c = 0; c < width; ++c)
+                d[c] = static_cast<T>(static_cast<A>(d[c]) + ws * static_cast<A>(g[c]) + wp * gpw[c]);
+            } else {
+              for (int64_t c = 0; c < width; ++c) d[c] = static_cast<T>(ws * static_cast<A>(g[c]) + wp * gpw[c]);
+            }
+          }
+        }
+      }
+      lanes.added(W);
+    }
+    lanes.added(0, /*force=*/true);
+    std::copy(lanes.total.begin(), lanes.total.end(), partials + n * rows.count * C);
+  }
+}
+
+// Pass 2 over images [n0, n1): dy_b = A g + C1 y' + C0, every branch per pixel (g read once).
+template <typename T, int kC>
+NB360_CPU_CLONES void backward_conv_images(const BackwardArgs<T>& a, int64_t n0, int64_t n1) {
+  using A = acc_t<T>;
+  constexpr int64_t V = kBlockOf<kC>;
+  const CellNodeShape& s = *a.s;
+  const int64_t C = kC > 0 ? kC : s.C, HW = s.H * s.W;
+  for (int64_t n = n0; n < n1; ++n) {
+    for (int64_t q = 0; q < HW; ++q) {
+      for (int64_t c0 = 0; c0 < C; c0 += V) {
+        const int64_t width = kC > 0 ? kC : std::min<int64_t>(V, C - c0);
+        A gv[V];
+        const T* __restrict g = a.grad.at(n, q) + c0;
+        for (int64_t c = 0; c < width; ++c) gv[c] = static_cast<A>(g[c]);
+        for (int64_t b = 0; b < s.branches; ++b) {
+          const A* __restrict ca = a.A.data() + b * C + c0;
+          const A* __restrict c1 = a.C1.data() + b * C + c0;
+          const A* __restrict cz = a.C0.data() + b * C + c0;
+          const T* __restrict y = a.ys[b].at(n, q) + c0;
+          T* __restrict d = a.dy[b].at(n, q) + c0;
+          for (int64_t c = 0; c < width; ++c)
+            d[c] = static_cast<T>(ca[c] * gv[c] + c1[c] * static_cast<A>(y[c]) + cz[c]);
+        }
+      }
+    }
+  }
+}
+
+NodeGrads node_backward_cpu(const CellNodeShape& s, const at::Tensor& grad, const NodeOperands& ops,
+                            const at::Tensor& mean_t, const at::Tensor& var_t, bool batch_stats, double eps,
+                            const std::vector<at::Tensor>& grad_inputs, const std::vector<bool>& accumulate,
+                            const std::vector<at::Tensor>& grad_convs) {
+  const auto p = read_params(s, ops);
+  const auto mu = host_doubles(mean_t);
+  const auto v = host_doubles(var_t);
+  const int64_t C = s.C;
+  const double M = static_cast<double>(s.N * s.H * s.W);
+  const size_t nbc = static_cast<size_t>(s.branches * C);
+  const SumRows rows(s);
+  std::vector<double> gw(static_cast<size_t>(s.edges * kCellNodeOps), 0.0), ggamma(nbc), gbeta(nbc), gbias(nbc);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "cell_node_backward_cpu", [&] {
+    using Acc = acc_t<scalar_t>;
+    BackwardArgs<scalar_t> a;
+    a.s = &s;
+    a.grad = in_view<scalar_t>(grad);
+    for (const auto& t : ops.inputs) a.xs.push_back(in_view<scalar_t>(t));
+    for (const auto& t : ops.convs) a.ys.push_back(in_view<scalar_t>(t));
+    for (int64_t e = 0; e < s.edges; ++e) {
+      a.w_skip.push_back(static_cast<Acc>(p.w[e * kCellNodeOps + kOpSkip]));
+      a.w_pool.push_back(static_cast<Acc>(p.w[e * kCellNodeOps + kOpPool]));
+      const auto& d = grad_inputs[e];
+      a.dx.push_back(d.defined() ? out_view<scalar_t>(d) : View<scalar_t>{nullptr, 0, 0});
+      a.accumulate.push_back(accumulate[e] ? 1 : 0);
+    }
+    a.mu.resize(nbc);
+    for (size_t i = 0; i < nbc; ++i) a.mu[i] = static_cast<Acc>(mu[i] - p.bias[i]);
+    std::vector<double> sums(static_cast<size_t>(rows.count * C), 0.0);
+    if (grad.numel() > 0) {
+      std::vector<double> partials(static_cast<size_t>(s.N * rows.count * C));
+      at::parallel_for(0, s.N, image_grain(s, 1 + s.branches + 2 * s.edges), [&](int64_t n0, int64_t n1) {
+        with_channels(C, [&](auto kc) {
+          backward_sum_images<scalar_t, decltype(kc)::value>(a, partials.data(), n0, n1);
+        });
+      });
+      for (int64_t n = 0; n < s.N; ++n)
+        for (size_t i = 0; i < sums.size(); ++i) sums[i] += partials[n * rows.count * C + i];
+    }
+    auto sum = [&](int64_t row, int64_t c) { return sums[row * C + c]; };
+    a.A.resize(nbc);
+    a.C1.assign(nbc, Acc(0));
+    a.C0.assign(nbc, Acc(0));
+    for (int64_t b = 0; b < s.branches; ++b) {
+      const double wb = branch_weight(p, b);
+      double dwb = 0.0;
+      for (int64_t c = 0; c < C; ++c) {
+        const size_t i = static_cast<size_t>(b * C + c);
+        const double invstd = 1.0 / std::sqrt(v[i] + eps);
+        const double sum_g_xhat = invstd * sum(rows.gy + b, c);  // sum g * (y - mean) * invstd
+        const double sg = sum(rows.g, c);
+        const double ca = wb * p.gamma[i] * invstd;
+        double c1 = 0.0, c0 = 0.0;
+        if (batch_stats) {
+          // d y = A (g - mean(g) - x_hat mean(g x_hat)), written as A g + C1 y + C0.
+          c1 = -ca * invstd * sum_g_xhat / M;
+          c0 = -ca * sg / M - c1 * mu[i];
+        }
+        a.A[i] = static_cast<Acc>(ca);
+        a.C1[i] = static_cast<Acc>(c1);
+        a.C0[i] = static_cast<Acc>(c0 + c1 * p.bias[i]);  // the convs hold y - bias
+        gbias[i] = ca * sg + c1 * M * mu[i] + c0 * M;     // sum over pixels of d y: 0 with batch statistics
+        ggamma[i] = wb * sum_g_xhat;
+        gbeta[i] = wb * sg;
+        dwb += p.gamma[i] * sum_g_xhat + p.beta[i] * sg;
+      }
+      gw[(b / kCellNodeBranches) * kCellNodeOps + kOpConv1x1 + b % kCellNodeBranches] = dwb;
+    }
+    for (int64_t e = 0; e < s.edges; ++e) {
+      double skip = 0.0, pool = 0.0;
+      for (int64_t c = 0; c < C; ++c) {
+        skip += sum(rows.gx + e, c);
+        pool += sum(rows.gpx + e, c);
+      }
+      gw[e * kCellNodeOps + kOpSkip] = skip;
+      gw[e * kCellNodeOps + kOpPool] = pool;
+    }
+    if (grad.numel() > 0) {
+      for (const auto& t : grad_convs) a.dy.push_back(out_view<scalar_t>(t));
+      at::parallel_for(0, s.N, image_grain(s, 3 * s.branches), [&](int64_t n0, int64_t n1) {
+        with_channels(C, [&](auto kc) { backward_conv_images<scalar_t, decltype(kc)::value>(a, n0, n1); });
+      });
+    }
+  });
+  const auto bn_dtype = ops.bn_weight.has_value() ? ops.bn_weight->scalar_type() : mean_t.scalar_type();
+  const auto bias_dtype = ops.conv_bias.has_value() ? ops.conv_bias->scalar_type() : mean_t.scalar_type();
+  NodeGrads out;
+  out.weights = tensor_from(gw, {s.edges, kCellNodeOps}, ops.weights.scalar_type());
+  out.bn_weight = tensor_from(ggamma, {s.branches, C}, bn_dtype);
+  out.bn_bias = tensor_from(gbeta, {s.branches, C}, bn_dtype);
+  out.conv_bias = tensor_from(gbias, {s.branches, C}, bias_dtype);
+  return out;
+}
+
+// ---------------------------------------------------------------- ReLU backward, accumulated
+
+template <typename T>
+NB360_CPU_CLONES void relu_backward_add_range(T* __restrict dst, const T* __restrict src, const T* __restrict add,
+                                              int64_t i0, int64_t i1) {
+  using A = acc_t<T>;
+  for (int64_t i = i0; i < i1; ++i) {
+    const A v = static_cast<A>(dst[i]) + (static_cast<A>(src[i]) > A(0) ? static_cast<A>(add[i]) : A(0));
+    dst[i] = static_cast<T>(v);
+  }
+}
+
+void relu_backward_add_cpu(const at::Tensor& dst, const at::Tensor& src, const at::Tensor& add) {
+  const bool same_layout = dst.sizes() == src.sizes() && dst.sizes() == add.sizes() && dst.strides() == src.strides() &&
+                           dst.strides() == add.strides() && dst.is_non_overlapping_and_dense() &&
+                           dst.scalar_type() == src.scalar_type() && dst.scalar_type() == add.scalar_type();
+  if (!same_layout) {  // not the cell's own buffers: the same math through ATen
+    dst.add_(at::threshold_backward(add, src, 0));
+    return;
+  }
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dst.scalar_type(), "relu_backward_add", [&] {
+    scalar_t* d = dst.mutable_data_ptr<scalar_t>();
+    const scalar_t* s = src.const_data_ptr<scalar_t>();
+    const scalar_t* a = add.const_data_ptr<scalar_t>();
+    // Dense tensors of the same strides: one offset addresses all three, whatever the layout.
+    at::parallel_for(0, dst.numel(), kGrainSize,
+                     [&](int64_t i0, int64_t i1) { relu_backward_add_range<scalar_t>(d, s, a, i0, i1); });
+  });
+}
+
+const bool registered = [] {
+  register_node_kernels(c10::DeviceType::CPU,
+                        NodeKernels{&node_forward_cpu, &node_backward_cpu, &relu_backward_add_cpu, &channel_stats_cpu});
+  return true;
+}();
+
+}  // namespace
+}  // namespace nb360

@@ -1,0 +1,86 @@
+// cell_node kernels' internal interface: one fused NB201 target node on channels-last operands,
+// with the extras the whole-cell op (search_cell.cpp) needs. Used by the public ops in
+// cell_node.cpp and by search_cell.cpp; implemented for the CPU in cell_node_kernels.cpp and for
+// CUDA in cuda/cell_node.cu (registered at load time, so this library links without CUDA).
+//
+// Operands are "channels-last views": (N, C, H, W) or (N, C, L) tensors whose channels are
+// contiguous (stride(1) == 1) and whose pixels are evenly spaced (stride(W) = P, stride(H) = W * P,
+// any batch stride) -- a channels-last node, or a channel slice of a wider channels-last conv output
+// read in place. `as_channels_last_view` copies anything else.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <optional>
+#include <vector>
+
+#include "cell_node.h"
+
+namespace nb360 {
+
+// Elements between neighbouring pixels of a channels-last view.
+int64_t pixel_stride(const at::Tensor& t);
+// True when t is a channels-last view as described above.
+bool is_channels_last_view(const at::Tensor& t);
+// t when it is a channels-last view, else a channels-last copy.
+at::Tensor as_channels_last_view(const at::Tensor& t);
+// An uninitialised channels-last tensor of t's sizes ((N, C, L): strides (L C, 1, C)).
+at::Tensor empty_channels_last(const at::Tensor& like, std::optional<at::ScalarType> dtype = std::nullopt);
+// The public ops' output layout: channels-last when the first input is channels-last and not also
+// NCHW-contiguous, else contiguous (mirrored by the fake implementations in nb360/ops/cell_node.py).
+bool prefers_channels_last(const at::Tensor& t);
+
+// One target node's operands; tensors are channels-last views (see above).
+struct NodeOperands {
+  std::vector<at::Tensor> inputs;          // k source nodes
+  std::vector<at::Tensor> convs;           // 2k conv outputs [e0 1x1, e0 3x3, e1 1x1, ...]
+  std::optional<at::Tensor> conv_bias;     // (2k, C): the convs' biases, added on read (convs hold conv - bias)
+  at::Tensor weights;                      // (k, 5) architecture weights
+  std::optional<at::Tensor> bn_weight, bn_bias;  // (2k, C) or none
+};
+
+// Forward: writes the node into `out` (a channels-last view) and, when defined, relu(node) into
+// `relu_out`; returns (mean, var) (2k, C) of the convs (bias included) -- the batch statistics, or
+// the running ones when !batch_stats.
+using NodeForwardFn = std::tuple<at::Tensor, at::Tensor> (*)(
+    const CellNodeShape& s, const NodeOperands& ops, const std::optional<at::Tensor>& running_mean,
+    const std::optional<at::Tensor>& running_var, bool batch_stats, double eps, const at::Tensor& out,
+    const at::Tensor& relu_out);
+
+struct NodeGrads {
+  at::Tensor weights;    // (k, 5), weights' dtype
+  at::Tensor bn_weight;  // (2k, C), BN parameters' (else the statistics') dtype
+  at::Tensor bn_bias;    // (2k, C)
+  at::Tensor conv_bias;  // (2k, C): sum over (n, h, w) of each conv's output gradient
+};
+
+// Backward: writes d out/d inputs[e] into grad_inputs[e] (skipped when undefined; added to its
+// contents when accumulate[e]) and d out/d convs[b] into grad_convs[b] (channels-last views, e.g.
+// slices of one wide gradient buffer); returns the small gradients.
+using NodeBackwardFn = NodeGrads (*)(const CellNodeShape& s, const at::Tensor& grad, const NodeOperands& ops,
+                                     const at::Tensor& mean, const at::Tensor& var, bool batch_stats, double eps,
+                                     const std::vector<at::Tensor>& grad_inputs, const std::vector<bool>& accumulate,
+                                     const std::vector<at::Tensor>& grad_convs);
+
+// dst += (src > 0) * add, elementwise over channels-last tensors of one shape: the ReLU's backward
+// folded into the gradient accumulation of a source node.
+using ReluBackwardAddFn = void (*)(const at::Tensor& dst, const at::Tensor& src, const at::Tensor& add);
+
+// Batch statistics (mean, biased var) of every channel of one channels-last tensor y, of y + bias
+// when bias (C) is given, in the stats dtype: the same values the forward computes for its convs.
+using ChannelStatsFn = std::tuple<at::Tensor, at::Tensor> (*)(const at::Tensor& y,
+                                                             const std::optional<at::Tensor>& bias);
+
+struct NodeKernels {
+  NodeForwardFn forward = nullptr;
+  NodeBackwardFn backward = nullptr;
+  ReluBackwardAddFn relu_backward_add = nullptr;
+  ChannelStatsFn channel_stats = nullptr;
+};
+
+// The kernels for a device type (TORCH_CHECK fails with a clear message when none are registered).
+const NodeKernels& node_kernels(c10::DeviceType device);
+// Called once by each backend's translation unit at load time.
+void register_node_kernels(c10::DeviceType device, NodeKernels kernels);
+
+}  // namespace nb360

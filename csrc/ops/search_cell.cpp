@@ -1,0 +1,439 @@
+// search_cell: a whole NB201 search cell (4 nodes, 6 mixed edges) as one op, forward and backward.
+//
+// Why one op for the cell (nb360 issue 20): with one op per target node (cell_node) the autograd
+// graph of a cell holds ~20 nodes whose glue -- the split-backward concatenation of conv-output
+// gradients, gradient additions of source nodes used by several edges, the ReLUs and their
+// backward, the layout reorders of NCHW convolutions -- cost more than torch.compile's generated
+// code for the whole cell. Here the cell runs, channels-last throughout:
+//
+//   forward, for source s = 0, 1, 2 (node s exists once target s is done):
+//     r_s = relu(node s)            (node 0: one pass; nodes 1, 2: written by the node kernel itself)
+//     Y3_s = conv3x3(r_s, [3x3 kernels of every edge leaving s])   (oneDNN / cuDNN, no bias)
+//     Y1_s = r_s @ [1x1 kernels of every edge leaving s]^T        (one GEMM: a 1x1 conv in NHWC)
+//     node s+1 = cell_node kernel over its incoming edges, reading the conv outputs as channel
+//                slices in place; the convs' biases are added by the node kernel on read.
+//   backward, for target t = 3, 2, 1 (d node t is complete once every target above it is done):
+//     cell_node backward kernel: d node_s of its sources written or accumulated in place, d Y of
+//                its conv branches written into one gradient buffer per source;
+//     then source s = t - 1 (all its outgoing edges are done): d r_s = conv3x3^T(dY3_s) + dY1_s W1_s
+//                (the GEMM accumulates into the conv's result), d node s += [node s > 0] d r_s in
+//                one pass, and -- only when asked for -- the weight gradients from relu(node s)
+//                recomputed (not saved) and dY.
+// The convs' bias gradients are the per-channel sums of dY, which the node kernel has in closed
+// form (zero with batch statistics), so no pass over dY is spent on them.
+//
+// Saved for backward: nodes 1 and 2 and the six conv outputs (the cell input is the op's input),
+// the same 6 + 4 + 2 channel blocks as the per-node path; relu(node s) is recomputed.
+// `single_conv` puts each source's 1x1 kernels, zero-padded to 3x3, in the same convolution as
+// its 3x3 kernels (one launch; the GPU default: oneDNN on CPUs computes the zero taps).
+//
+// 1D cells (N, C, L) run as 2D cells of height 1 (3x3 kernels as 1x3).
+// Device-generic: convolutions and GEMMs through ATen, node kernels from the registry
+// (cell_node_kernels.h), so the same code serves the CPU and CUDA.
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <array>
+#include <optional>
+#include <tuple>
+#include <vector>
+
+#include "cell_node.h"
+#include "cell_node_kernels.h"
+
+namespace nb360 {
+namespace {
+
+constexpr int kNodes = 4;
+constexpr int kEdges = 6;
+constexpr int kBranchesTotal = kCellNodeBranches * kEdges;  // 12: [e0 1x1, e0 3x3, e1 1x1, ...]
+// (source, target) of each edge, in nb360.space.nb201.EDGES order.
+constexpr std::array<std::array<int, 2>, kEdges> kEdgeNodes{{{0, 1}, {0, 2}, {1, 2}, {0, 3}, {1, 3}, {2, 3}}};
+
+struct Topology {
+  std::array<std::vector<int>, kNodes> out_edges, in_edges;
+  std::array<int, kEdges> position{};  // index of edge e among its source's outgoing edges
+  Topology() {
+    for (int e = 0; e < kEdges; ++e) {
+      position[e] = static_cast<int>(out_edges[kEdgeNodes[e][0]].size());
+      out_edges[kEdgeNodes[e][0]].push_back(e);
+      in_edges[kEdgeNodes[e][1]].push_back(e);
+    }
+  }
+};
+
+const Topology& topology() {
+  static const Topology t;
+  return t;
+}
+
+// (N, C, L) -> (N, C, 1, L); 4D unchanged.
+at::Tensor as4d(const at::Tensor& t) { return t.dim() == 3 ? t.unsqueeze(2) : t; }
+
+at::Tensor channels_last4d(const at::Tensor& t) { return t.contiguous(at::MemoryFormat::ChannelsLast); }
+
+// (N, C, H, W) channels-last <-> (N*H*W, C) rows, without copies.
+at::Tensor rows_of(const at::Tensor& t) { return t.permute({0, 2, 3, 1}).reshape({-1, t.size(1)}); }
+at::Tensor from_rows(const at::Tensor& rows, int64_t N, int64_t H, int64_t W) {
+  return rows.view({N, H, W, rows.size(1)}).permute({0, 3, 1, 2});
+}
+
+at::Tensor empty_cl4d(const at::Tensor& like, int64_t channels) {
+  return at::empty({like.size(0), channels, like.size(2), like.size(3)},
+                   like.options().memory_format(at::MemoryFormat::ChannelsLast));
+}
+
+struct CellArgs {
+  int64_t N, C, H, W;
+  bool one_d;
+  std::array<int64_t, 2> padding;  // of the 3x3 convolution: (1, 1), 1D (0, 1)
+};
+
+// running: whether running statistics are read (forward); backward reads the saved statistics instead.
+CellArgs check_args(const char* op, const at::Tensor& x, const at::Tensor& weights, at::TensorList conv_weight,
+                    at::TensorList conv_bias, at::TensorList bn_weight, at::TensorList bn_bias,
+                    at::TensorList running_mean, at::TensorList running_var, bool batch_stats, bool running) {
+  TORCH_CHECK(x.dim() == 3 || x.dim() == 4, op, ": x must be (N, C, L) or (N, C, H, W), got shape ", x.sizes());
+  TORCH_CHECK(at::isFloatingType(x.scalar_type()), op, ": x must be floating point, got ", x.scalar_type());
+  TORCH_CHECK(weights.dim() == 2 && weights.size(0) == kEdges && weights.size(1) == kCellNodeOps, op,
+              ": weights must have shape [6, 5] (edges x NB201 operations), got ", weights.sizes());
+  TORCH_CHECK(weights.device() == x.device(), op, ": weights are on ", weights.device(), " but x is on ", x.device());
+  CellArgs a{};
+  a.one_d = x.dim() == 3;
+  a.N = x.size(0);
+  a.C = x.size(1);
+  a.H = a.one_d ? 1 : x.size(2);
+  a.W = x.size(-1);
+  a.padding = a.one_d ? std::array<int64_t, 2>{0, 1} : std::array<int64_t, 2>{1, 1};
+  TORCH_CHECK(a.C >= 1 && a.H >= 1 && a.W >= 1, op, ": channel and spatial sizes must be positive, got ", x.sizes());
+  TORCH_CHECK(static_cast<int64_t>(conv_weight.size()) == kBranchesTotal, op,
+              ": conv_weight must hold 12 kernels (1x1 and 3x3 of each of the 6 edges), got ", conv_weight.size());
+  for (int64_t b = 0; b < kBranchesTotal; ++b) {
+    const int64_t k = b % 2 == 0 ? 1 : 3;
+    std::vector<int64_t> want{a.C, a.C};
+    for (int d = 2; d < x.dim(); ++d) want.push_back(k);
+    TORCH_CHECK(conv_weight[b].sizes() == at::IntArrayRef(want), op, ": conv_weight[", b, "] must have shape ",
+                at::IntArrayRef(want), ", got ", conv_weight[b].sizes());
+    TORCH_CHECK(conv_weight[b].scalar_type() == x.scalar_type() && conv_weight[b].device() == x.device(), op,
+                ": conv_weight[", b, "] must match x's dtype and device, got ", conv_weight[b].scalar_type(), " on ",
+                conv_weight[b].device());
+  }
+  auto check_vectors = [&](const char* what, at::TensorList ts, bool required) {
+    TORCH_CHECK(ts.empty() ? !required : static_cast<int64_t>(ts.size()) == kBranchesTotal, op, ": ", what,
+                " must hold 12 vectors (one per conv branch)", required ? "" : " or none", ", got ", ts.size());
+    for (const auto& t : ts) {
+      TORCH_CHECK(t.dim() == 1 && t.size(0) == a.C && t.device() == x.device() && at::isFloatingType(t.scalar_type()),
+                  op, ": every ", what, " entry must be a floating-point vector of ", a.C, " values on ", x.device(),
+                  ", got ", t.sizes(), " ", t.scalar_type(), " on ", t.device());
+    }
+  };
+  check_vectors("conv_bias", conv_bias, false);
+  check_vectors("bn_weight", bn_weight, false);
+  check_vectors("bn_bias", bn_bias, false);
+  TORCH_CHECK(bn_weight.size() == bn_bias.size(), op, ": give both bn_weight and bn_bias (affine BN) or neither");
+  if (running) {
+    check_vectors("running_mean", running_mean, !batch_stats);
+    check_vectors("running_var", running_var, !batch_stats);
+  }
+  TORCH_CHECK(!batch_stats || a.N * a.H * a.W > 1, op,
+              ": batch statistics need more than 1 value per channel, got input shape ", x.sizes());
+  return a;
+}
+
+// Rows [2 e0, 2 e1) of 12 stacked per-branch vectors, or none.
+std::optional<at::Tensor> branch_rows(const std::optional<at::Tensor>& stacked, int e0, int e1) {
+  if (!stacked.has_value()) return std::nullopt;
+  return stacked->narrow(0, 2 * e0, 2 * (e1 - e0));
+}
+
+std::optional<at::Tensor> stack_or_none(at::TensorList ts) {
+  if (ts.empty()) return std::nullopt;
+  return at::stack(ts);
+}
+
+// The grouped kernels of one source: 3x3 (k C, C, 3, 3) and 1x1 (k C, C), or with single_conv one
+// (2 k C, C, 3, 3) of [1x1 of every edge, centre taps | 3x3 of every edge].
+struct SourceKernels {
+  at::Tensor w3, w1;
+};
+
+SourceKernels source_kernels(const CellArgs& a, at::TensorList conv_weight, int s, bool single_conv) {
+  std::vector<at::Tensor> k3, k1;
+  for (int e : topology().out_edges[s]) {
+    k1.push_back(conv_weight[2 * e].reshape({a.C, a.C}));
+    k3.push_back(as4d(conv_weight[2 * e + 1]));
+  }
+  SourceKernels k;
+  auto w1 = at::cat(k1);
+  if (single_conv) {
+    auto centre = at::zeros({w1.size(0), a.C, a.one_d ? 1 : 3, 3}, w1.options());
+    centre.select(3, 1).select(2, a.one_d ? 0 : 1).copy_(w1);
+    k.w3 = at::cat({centre, at::cat(k3)});
+  } else {
+    k.w3 = at::cat(k3);
+    k.w1 = w1;
+  }
+  return k;
+}
+
+// Conv outputs of one source, channels-last 4D: single_conv -> one (N, 2kC, H, W) tensor whose
+// first kC channels are the 1x1 outputs; else y1 (N, kC, H, W) and y3 (N, kC, H, W).
+struct SourceOutputs {
+  at::Tensor y1, y3;  // y1 undefined with single_conv (its channels are y3's first half)
+  at::Tensor conv1(int64_t pos, int64_t C) const {
+    return y1.defined() ? y1.narrow(1, pos * C, C) : y3.narrow(1, pos * C, C);
+  }
+  at::Tensor conv3(int64_t pos, int64_t C, int64_t k) const {
+    return y1.defined() ? y3.narrow(1, pos * C, C) : y3.narrow(1, (k + pos) * C, C);
+  }
+};
+
+SourceOutputs source_convs(const CellArgs& a, const at::Tensor& r, const SourceKernels& k) {
+  SourceOutputs out;
+  out.y3 = channels_last4d(at::convolution(r, k.w3, std::nullopt, {1, 1}, a.padding, {1, 1}, false, {0, 0}, 1));
+  if (k.w1.defined()) out.y1 = from_rows(at::mm(rows_of(r), k.w1.t()), a.N, a.H, a.W);
+  return out;
+}
+
+// The operands of target node t: its incoming edges' sources and conv branches.
+NodeOperands target_operands(const CellArgs& a, int t, const std::vector<at::Tensor>& nodes,
+                             const std::vector<SourceOutputs>& convs, const at::Tensor& weights,
+                             const std::optional<at::Tensor>& conv_bias, const std::optional<at::Tensor>& gamma,
+                             const std::optional<at::Tensor>& beta, CellNodeShape& shape) {
+  const auto& in = topology().in_edges[t];
+  const int e0 = in.front(), e1 = in.back() + 1;  // contiguous in EDGES order
+  NodeOperands ops;
+  for (int e : in) {
+    const int s = kEdgeNodes[e][0];
+    const int64_t k = static_cast<int64_t>(topology().out_edges[s].size());
+    ops.inputs.push_back(nodes[s]);
+    ops.convs.push_back(convs[s].conv1(topology().position[e], a.C));
+    ops.convs.push_back(convs[s].conv3(topology().position[e], a.C, k));
+  }
+  ops.weights = weights.narrow(0, e0, e1 - e0);
+  ops.conv_bias = branch_rows(conv_bias, e0, e1);
+  ops.bn_weight = branch_rows(gamma, e0, e1);
+  ops.bn_bias = branch_rows(beta, e0, e1);
+  shape = CellNodeShape{e1 - e0, 2 * (e1 - e0), a.N, a.C, a.H, a.W};
+  return ops;
+}
+
+// Batch statistics of every conv branch of source s, into rows b = 2 e + j of branch_mean / branch_var.
+void source_statistics(const CellArgs& a, int s, const SourceOutputs& y, at::TensorList conv_bias,
+                       const NodeKernels& kernels, std::vector<at::Tensor>& branch_mean,
+                       std::vector<at::Tensor>& branch_var) {
+  const auto& out = topology().out_edges[s];
+  const int64_t k = static_cast<int64_t>(out.size());
+  auto biases = [&](int j) -> std::optional<at::Tensor> {
+    if (conv_bias.empty()) return std::nullopt;
+    std::vector<at::Tensor> b;
+    for (int e : out) b.push_back(conv_bias[2 * e + j]);
+    return at::cat(b);
+  };
+  auto scatter = [&](const std::tuple<at::Tensor, at::Tensor>& stats, int j, int64_t first) {
+    const auto& [mean, var] = stats;
+    for (int64_t i = 0; i < k; ++i) {
+      branch_mean[2 * out[i] + j] = mean.narrow(0, (first + i) * a.C, a.C);
+      branch_var[2 * out[i] + j] = var.narrow(0, (first + i) * a.C, a.C);
+    }
+  };
+  if (y.y1.defined()) {
+    scatter(kernels.channel_stats(y.y1, biases(0)), 0, 0);
+    scatter(kernels.channel_stats(y.y3, biases(1)), 1, 0);
+  } else {  // single_conv: [1x1 of every edge | 3x3 of every edge]
+    std::optional<at::Tensor> bias;
+    if (!conv_bias.empty()) bias = at::cat({*biases(0), *biases(1)});
+    const auto stats = kernels.channel_stats(y.y3, bias);
+    scatter(stats, 0, 0);
+    scatter(stats, 1, k);
+  }
+}
+
+std::tuple<at::Tensor, std::vector<at::Tensor>, at::Tensor, at::Tensor> search_cell_impl(
+    const at::Tensor& x, const at::Tensor& weights, at::TensorList conv_weight, at::TensorList conv_bias,
+    at::TensorList bn_weight, at::TensorList bn_bias, at::TensorList running_mean, at::TensorList running_var,
+    bool batch_stats, double eps, bool single_conv) {
+  const auto a = check_args("search_cell", x, weights, conv_weight, conv_bias, bn_weight, bn_bias, running_mean,
+                            running_var, batch_stats, true);
+  const auto& kernels = node_kernels(x.device().type());
+  const auto bias = stack_or_none(conv_bias), gamma = stack_or_none(bn_weight), beta = stack_or_none(bn_bias);
+  const auto rmean = stack_or_none(running_mean), rvar = stack_or_none(running_var);
+  std::vector<at::Tensor> nodes{channels_last4d(as4d(x))};
+  std::vector<SourceOutputs> convs;
+  std::vector<at::Tensor> means, vars;
+  // With batch statistics, each source's conv outputs are reduced in one pass over all their channels
+  // right after the convolution (whole cache lines; each target node reads only its channel slices).
+  std::vector<at::Tensor> branch_mean(kBranchesTotal), branch_var(kBranchesTotal);
+  at::Tensor relu = at::relu(nodes[0]);
+  for (int s = 0; s < kNodes - 1; ++s) {
+    convs.push_back(source_convs(a, relu, source_kernels(a, conv_weight, s, single_conv)));
+    if (batch_stats) source_statistics(a, s, convs.back(), conv_bias, kernels, branch_mean, branch_var);
+    const int t = s + 1;
+    CellNodeShape shape{};
+    const auto ops = target_operands(a, t, nodes, convs, weights, bias, gamma, beta, shape);
+    const auto& in = topology().in_edges[t];
+    const int e0 = in.front(), e1 = in.back() + 1;
+    const auto mean_t = batch_stats ? at::stack(at::TensorList(branch_mean).slice(2 * e0, 2 * (e1 - e0)))
+                                    : *branch_rows(rmean, e0, e1);
+    const auto var_t = batch_stats ? at::stack(at::TensorList(branch_var).slice(2 * e0, 2 * (e1 - e0)))
+                                   : *branch_rows(rvar, e0, e1);
+    auto out = empty_cl4d(nodes[0], a.C);
+    relu = t + 1 < kNodes ? empty_cl4d(nodes[0], a.C) : at::Tensor();
+    // The statistics are given (batch statistics computed above, or running ones): the node
+    // normalises with them either way.
+    auto [mean, var] = kernels.forward(shape, ops, mean_t, var_t, false, eps, out, relu);
+    nodes.push_back(out);
+    means.push_back(mean);
+    vars.push_back(var);
+  }
+  std::vector<at::Tensor> saved{nodes[1], nodes[2]};
+  for (const auto& c : convs) {
+    saved.push_back(c.y3);
+    if (c.y1.defined()) saved.push_back(c.y1);
+  }
+  auto out = a.one_d ? nodes[3].squeeze(2) : nodes[3];
+  return {out, saved, at::cat(means), at::cat(vars)};
+}
+
+std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>, std::vector<at::Tensor>,
+           std::vector<at::Tensor>>
+search_cell_backward_impl(const at::Tensor& grad, const at::Tensor& x, at::TensorList saved, const at::Tensor& weights,
+                          at::TensorList conv_weight, at::TensorList conv_bias, at::TensorList bn_weight,
+                          at::TensorList bn_bias, const at::Tensor& mean, const at::Tensor& var, bool batch_stats,
+                          double eps, bool single_conv, std::array<bool, 3> output_mask) {
+  const auto a = check_args("search_cell_backward", x, weights, conv_weight, conv_bias, bn_weight, bn_bias, {}, {},
+                            batch_stats, false);
+  TORCH_CHECK(grad.sizes() == x.sizes() && grad.scalar_type() == x.scalar_type() && grad.device() == x.device(),
+              "search_cell_backward: grad must match x in shape, dtype and device, got ", grad.sizes(), " ",
+              grad.scalar_type(), " on ", grad.device());
+  const size_t per_source = single_conv ? 1 : 2;
+  TORCH_CHECK(saved.size() == 2 + 3 * per_source, "search_cell_backward: expected ", 2 + 3 * per_source,
+              " saved tensors (nodes 1, 2 and the conv outputs), got ", saved.size());
+  const bool want_input = output_mask[0], want_conv = output_mask[1];
+  const bool want_bn = output_mask[2] && !bn_weight.empty();
+  const auto& kernels = node_kernels(x.device().type());
+  const auto bias = stack_or_none(conv_bias), gamma = stack_or_none(bn_weight), beta = stack_or_none(bn_bias);
+  const std::vector<at::Tensor> nodes{channels_last4d(as4d(x)), saved[0], saved[1]};
+  std::vector<SourceOutputs> convs(3), grads(3);
+  std::vector<SourceKernels> kernels_of;
+  for (int s = 0; s < 3; ++s) {
+    convs[s].y3 = saved[2 + s * per_source];
+    if (!single_conv) convs[s].y1 = saved[3 + s * per_source];
+    grads[s].y3 = at::empty_like(convs[s].y3, at::MemoryFormat::ChannelsLast);
+    if (!single_conv) grads[s].y1 = from_rows(at::empty({a.N * a.H * a.W, convs[s].y1.size(1)}, x.options()),
+                                              a.N, a.H, a.W);
+    kernels_of.push_back(source_kernels(a, conv_weight, s, single_conv));
+  }
+  // d node s: written by target 3 (which reads every source), accumulated by the targets below it.
+  std::vector<at::Tensor> dnodes(3);
+  for (int s = 0; s < 3; ++s)
+    if (s > 0 || want_input) dnodes[s] = empty_cl4d(nodes[0], a.C);
+  std::vector<bool> written(3, false);
+  at::Tensor grad_alpha = at::zeros({kEdges, kCellNodeOps}, weights.options());
+  std::vector<at::Tensor> g_gamma(3), g_beta(3), g_bias(3);
+  std::vector<at::Tensor> g_w3(3), g_w1(3);
+  for (int t = kNodes - 1; t >= 1; --t) {
+    CellNodeShape shape{};
+    const auto ops = target_operands(a, t, nodes, convs, weights, bias, gamma, beta, shape);
+    const auto& in = topology().in_edges[t];
+    const int e0 = in.front(), e1 = in.back() + 1;
+    std::vector<at::Tensor> dx, dy;
+    std::vector<bool> accumulate;
+    for (int e : in) {
+      const int s = kEdgeNodes[e][0];
+      const int64_t k = static_cast<int64_t>(topology().out_edges[s].size());
+      dx.push_back(dnodes[s]);
+      accumulate.push_back(written[s]);
+      dy.push_back(grads[s].conv1(topology().position[e], a.C));
+      dy.push_back(grads[s].conv3(topology().position[e], a.C, k));
+    }
+    const auto g = t == kNodes - 1 ? channels_last4d(as4d(grad)) : dnodes[t];
+    const auto ng = kernels.backward(shape, g, ops, mean.narrow(0, 2 * e0, 2 * (e1 - e0)),
+                                     var.narrow(0, 2 * e0, 2 * (e1 - e0)), batch_stats, eps, dx, accumulate, dy);
+    for (int e : in) written[kEdgeNodes[e][0]] = true;
+    grad_alpha.narrow(0, e0, e1 - e0).copy_(ng.weights);
+    g_gamma[t - 1] = ng.bn_weight;
+    g_beta[t - 1] = ng.bn_bias;
+    g_bias[t - 1] = ng.conv_bias;
+    // Source s = t - 1: every edge leaving it has its conv-output gradient now.
+    const int s = t - 1;
+    const auto& kw = kernels_of[s];
+    if (dnodes[s].defined()) {
+      auto dr = std::get<0>(at::convolution_backward(grads[s].y3, nodes[s], kw.w3, std::nullopt, {1, 1}, a.padding,
+                                                     {1, 1}, false, {0, 0}, 1, {true, false, false}));
+      dr = channels_last4d(dr);
+      if (kw.w1.defined()) rows_of(dr).addmm_(rows_of(grads[s].y1), kw.w1);
+      kernels.relu_backward_add(dnodes[s], nodes[s], dr);
+    }
+    if (want_conv) {
+      const auto r = at::relu(nodes[s]);
+      g_w3[s] = std::get<1>(at::convolution_backward(grads[s].y3, r, kw.w3, std::nullopt, {1, 1}, a.padding, {1, 1},
+                                                     false, {0, 0}, 1, {false, true, false}));
+      if (kw.w1.defined()) g_w1[s] = at::mm(rows_of(grads[s].y1).t(), rows_of(r));
+    }
+  }
+  at::Tensor grad_x = want_input ? (a.one_d ? dnodes[0].squeeze(2) : dnodes[0]) : at::empty({0}, x.options());
+  std::vector<at::Tensor> grad_conv_weight, grad_conv_bias, grad_bn_weight, grad_bn_bias;
+  if (want_conv) {
+    grad_conv_weight.resize(kBranchesTotal);
+    for (int s = 0; s < 3; ++s) {
+      const auto& out = topology().out_edges[s];
+      const int64_t k = static_cast<int64_t>(out.size());
+      for (int e : out) {
+        const int64_t pos = topology().position[e];
+        at::Tensor g1, g3;
+        if (single_conv) {
+          g1 = g_w3[s].narrow(0, pos * a.C, a.C).select(3, 1).select(2, a.one_d ? 0 : 1);
+          g3 = g_w3[s].narrow(0, (k + pos) * a.C, a.C);
+        } else {
+          g1 = g_w1[s].narrow(0, pos * a.C, a.C);
+          g3 = g_w3[s].narrow(0, pos * a.C, a.C);
+        }
+        grad_conv_weight[2 * e] = g1.reshape(conv_weight[2 * e].sizes()).clone(at::MemoryFormat::Contiguous);
+        grad_conv_weight[2 * e + 1] =
+            (a.one_d ? g3.squeeze(2) : g3).clone(at::MemoryFormat::Contiguous);
+      }
+    }
+    if (!conv_bias.empty()) {
+      const auto all = at::cat(g_bias).to(conv_bias[0].scalar_type());
+      for (int64_t b = 0; b < kBranchesTotal; ++b) grad_conv_bias.push_back(all[b].clone());
+    }
+  }
+  if (want_bn) {
+    const auto gg = at::cat(g_gamma).to(bn_weight[0].scalar_type());
+    const auto gb = at::cat(g_beta).to(bn_bias[0].scalar_type());
+    for (int64_t b = 0; b < kBranchesTotal; ++b) {
+      grad_bn_weight.push_back(gg[b].clone());
+      grad_bn_bias.push_back(gb[b].clone());
+    }
+  }
+  return {grad_x, grad_alpha, grad_conv_weight, grad_conv_bias, grad_bn_weight, grad_bn_bias};
+}
+
+}  // namespace
+
+TORCH_LIBRARY_FRAGMENT(nb360, m) {
+  m.def(
+      "search_cell(Tensor x, Tensor weights, Tensor[] conv_weight, Tensor[] conv_bias, Tensor[] bn_weight, "
+      "Tensor[] bn_bias, Tensor[] running_mean, Tensor[] running_var, bool batch_stats, float eps, bool single_conv) "
+      "-> (Tensor, Tensor[], Tensor, Tensor)");
+  m.def(
+      "search_cell_backward(Tensor grad, Tensor x, Tensor[] saved, Tensor weights, Tensor[] conv_weight, "
+      "Tensor[] conv_bias, Tensor[] bn_weight, Tensor[] bn_bias, Tensor mean, Tensor var, bool batch_stats, "
+      "float eps, bool single_conv, bool[3] output_mask) "
+      "-> (Tensor, Tensor, Tensor[], Tensor[], Tensor[], Tensor[])");
+}
+
+TORCH_LIBRARY_IMPL(nb360, CPU, m) {
+  m.impl("search_cell", &search_cell_impl);
+  m.impl("search_cell_backward", &search_cell_backward_impl);
+}
+
+#if NB360_WITH_CUDA
+TORCH_LIBRARY_IMPL(nb360, CUDA, m) {
+  m.impl("search_cell", &search_cell_impl);
+  m.impl("search_cell_backward", &search_cell_backward_impl);
+}
+#endif
+
+}  // namespace nb360
