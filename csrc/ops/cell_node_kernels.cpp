@@ -174,20 +174,68 @@ inline NB360_INLINE void row_box3(const A* __restrict in, A* __restrict out, int
   for (int64_t i = WC - C; i < WC; ++i) out[i] = in[i - C] + in[i];
 }
 
-// The kernels are instantiated for the supernets' channel counts (kC = 16, 32, 64): a pixel's
-// channels are then a compile-time number of vector registers, accumulated in registers across a
-// pixel's terms. Other counts (kC = 0) run in blocks of 16 channels.
+// ---------------------------------------------------------------- lanes
+
+// The arithmetic on a run of a pixel's channels. float / double storage with a multiple of 16
+// channels uses GCC vector types of 64 bytes (one zmm register in the AVX-512 clone, two ymm or four
+// xmm in the others), so a pixel's channels stay in registers across all its terms; left to the
+// auto-vectoriser, per-pixel loops over 16 channels came out as 16 scalar FMAs. Other storage
+// (half, bfloat16) and channel counts use one scalar per lane.
+template <typename T, bool kVector>
+struct Lane {
+  using A = acc_t<T>;
+  using type = A;
+  static constexpr int64_t width = 1;
+  static NB360_INLINE type load(const T* p) { return static_cast<A>(*p); }
+  static NB360_INLINE type get(const A* p) { return *p; }
+  static NB360_INLINE void store(T* p, type v) { *p = static_cast<T>(v); }
+  static NB360_INLINE void put(A* p, type v) { *p = v; }
+  static NB360_INLINE type relu(type v) { return v > A(0) ? v : A(0); }
+};
+
+template <typename T>
+struct Lane<T, true> {
+  using A = T;
+  typedef T type __attribute__((vector_size(64)));
+  static constexpr int64_t width = 64 / sizeof(T);
+  static NB360_INLINE type load(const T* p) {
+    type v;
+    __builtin_memcpy(&v, p, sizeof(type));
+    return v;
+  }
+  static NB360_INLINE type get(const A* p) { return load(p); }
+  static NB360_INLINE void store(T* p, type v) { __builtin_memcpy(p, &v, sizeof(type)); }
+  static NB360_INLINE void put(A* p, type v) { store(p, v); }
+  static NB360_INLINE type relu(type v) {
+    const type zero{};
+    return v > zero ? v : zero;
+  }
+};
+
+// Channels per block: all C for the channel counts the kernels are specialised for (16, 32, 64;
+// kC = C), else 16 (kC = 0). Lanes per block: compile-time in the vector path.
 template <int kC>
 constexpr int64_t kBlockOf = kC > 0 ? kC : 16;
+template <typename LT, int kC>
+constexpr int64_t kLanesOf = LT::width > 1 ? kBlockOf<kC> / LT::width : kBlockOf<kC>;
 
-template <typename F>
-void with_channels(int64_t C, F&& f) {
-  switch (C) {
-    case 16: f(std::integral_constant<int, 16>{}); break;
-    case 32: f(std::integral_constant<int, 32>{}); break;
-    case 64: f(std::integral_constant<int, 64>{}); break;
-    default: f(std::integral_constant<int, 0>{}); break;
+template <int V>
+using int_c = std::integral_constant<int, V>;
+
+// Calls f(int_c<kC>, bool_constant<vector>) for the kernel instantiation that fits C.
+template <typename T, typename F>
+void with_layout(int64_t C, F&& f) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    if (C % 16 == 0) {
+      switch (C) {
+        case 16: f(int_c<16>{}, std::true_type{}); return;
+        case 32: f(int_c<32>{}, std::true_type{}); return;
+        case 64: f(int_c<64>{}, std::true_type{}); return;
+        default: f(int_c<0>{}, std::true_type{}); return;
+      }
+    }
   }
+  f(int_c<0>{}, std::false_type{});
 }
 
 // Per-image float accumulators of `rows` per-channel sums, flushed to double every kFlushEvery
@@ -219,40 +267,42 @@ struct Lanes {
 
 // Per-image shifted sums and sums of squares of every branch (shift: the channel's first value),
 // rows [2 b] and [2 b + 1] of the image's (4k, C) partials. Row by row, every branch over the row:
-// the branches are channel slices of wide conv outputs, and one branch at a time over the whole
+// the branches may be channel slices of wide conv outputs, and one branch at a time over the whole
 // image would stream each slice's neighbours through the caches once per branch.
-template <typename T, int kC>
+template <typename T, int kC, bool kVec>
 NB360_CPU_CLONES void stats_images(const CellNodeShape& s, const std::vector<View<const T>>& ys,
                                    const acc_t<T>* shift, double* partials, int64_t n0, int64_t n1) {
+  using LT = Lane<T, kVec>;
+  using L = typename LT::type;
   using A = acc_t<T>;
-  constexpr int64_t V = kBlockOf<kC>;
+  constexpr int64_t Vb = kBlockOf<kC>, LW = LT::width, NL = kLanesOf<LT, kC>;
   const int64_t C = kC > 0 ? kC : s.C, H = s.H, W = s.W;
   Lanes<A> lanes(2 * s.branches, C);
   for (int64_t n = n0; n < n1; ++n) {
     lanes.start_image();
     for (int64_t h = 0; h < H; ++h) {
       for (int64_t b = 0; b < s.branches; ++b) {
-        for (int64_t c0 = 0; c0 < C; c0 += V) {
-          const int64_t width = kC > 0 ? kC : std::min<int64_t>(V, C - c0);
-          A sh[V], sum[V], sq[V];
+        for (int64_t c0 = 0; c0 < C; c0 += Vb) {
+          const int64_t nl = kVec ? NL : std::min<int64_t>(Vb, C - c0);
           A* lane_sum = lanes.lane.data() + 2 * b * C + c0;
           A* lane_sq = lane_sum + C;
-          for (int64_t c = 0; c < width; ++c) {
-            sh[c] = shift[b * C + c0 + c];
-            sum[c] = lane_sum[c];
-            sq[c] = lane_sq[c];
+          L sh[NL], sum[NL], sq[NL];
+          for (int64_t l = 0; l < nl; ++l) {
+            sh[l] = LT::get(shift + b * C + c0 + l * LW);
+            sum[l] = LT::get(lane_sum + l * LW);
+            sq[l] = LT::get(lane_sq + l * LW);
           }
           for (int64_t w = 0; w < W; ++w) {
             const T* __restrict y = ys[b].at(n, h * W + w) + c0;
-            for (int64_t c = 0; c < width; ++c) {
-              const A d = static_cast<A>(y[c]) - sh[c];
-              sum[c] += d;
-              sq[c] += d * d;
+            for (int64_t l = 0; l < nl; ++l) {
+              const L d = LT::load(y + l * LW) - sh[l];
+              sum[l] += d;
+              sq[l] += d * d;
             }
           }
-          for (int64_t c = 0; c < width; ++c) {
-            lane_sum[c] = sum[c];
-            lane_sq[c] = sq[c];
+          for (int64_t l = 0; l < nl; ++l) {
+            LT::put(lane_sum + l * LW, sum[l]);
+            LT::put(lane_sq + l * LW, sq[l]);
           }
         }
       }
@@ -273,7 +323,9 @@ void batch_statistics(const CellNodeShape& s, const std::vector<View<const T>>& 
     for (int64_t c = 0; c < C; ++c) shift[b * C + c] = static_cast<A>(ys[b].at(0, 0)[c]);
   std::vector<double> partials(static_cast<size_t>(s.N * 2 * s.branches * C));
   at::parallel_for(0, s.N, image_grain(s, s.branches), [&](int64_t n0, int64_t n1) {
-    with_channels(C, [&](auto kc) { stats_images<T, decltype(kc)::value>(s, ys, shift.data(), partials.data(), n0, n1); });
+    with_layout<T>(C, [&](auto kc, auto vec) {
+      stats_images<T, decltype(kc)::value, decltype(vec)::value>(s, ys, shift.data(), partials.data(), n0, n1);
+    });
   });
   const double M = static_cast<double>(s.N * s.H * s.W);
   for (int64_t b = 0; b < s.branches; ++b) {
@@ -305,10 +357,12 @@ struct ForwardArgs {
 // Output images [n0, n1): the pool of sum_e w_pool,e x_e (a ring of three horizontally summed
 // rows), then per pixel and channel block, in registers: constant, pool, skips, BN'd conv branches;
 // store (and ReLU).
-template <typename T, int kC>
+template <typename T, int kC, bool kVec>
 NB360_CPU_CLONES void forward_images(const ForwardArgs<T>& a, int64_t n0, int64_t n1) {
+  using LT = Lane<T, kVec>;
+  using L = typename LT::type;
   using A = acc_t<T>;
-  constexpr int64_t V = kBlockOf<kC>;
+  constexpr int64_t Vb = kBlockOf<kC>, LW = LT::width, NL = kLanesOf<LT, kC>;
   const CellNodeShape& s = *a.s;
   const int64_t C = kC > 0 ? kC : s.C, H = s.H, W = s.W, WC = W * C;
   const int64_t edges = s.edges, branches = s.branches;
@@ -318,20 +372,23 @@ NB360_CPU_CLONES void forward_images(const ForwardArgs<T>& a, int64_t n0, int64_
   const A* zeros = z + 4 * WC;  // stays zero: the missing neighbour row at the borders
   std::vector<A> inv_cols(W);
   for (int64_t w = 0; w < W; ++w) inv_cols[w] = A(1) / static_cast<A>(taps(w, W));
+  const A* B = a.B.data();
+  const A* coefs = a.A.data();
   for (int64_t n = n0; n < n1; ++n) {
     auto pool_row = [&](int64_t r) NB360_INLINE {  // ring[r % 3] = horizontal 3-sums of sum_e w_pool,e x_e on row r
       for (int64_t w = 0; w < W; ++w) {
-        for (int64_t c0 = 0; c0 < C; c0 += V) {
-          const int64_t width = kC > 0 ? kC : std::min<int64_t>(V, C - c0);
-          A v[V];
+        for (int64_t c0 = 0; c0 < C; c0 += Vb) {
+          const int64_t nl = kVec ? NL : std::min<int64_t>(Vb, C - c0);
+          L v[NL];
           const T* __restrict x0 = a.xs[0].at(n, r * W + w) + c0;
-          for (int64_t c = 0; c < width; ++c) v[c] = a.w_pool[0] * static_cast<A>(x0[c]);
+          const A wp0 = a.w_pool[0];
+          for (int64_t l = 0; l < nl; ++l) v[l] = LT::load(x0 + l * LW) * wp0;
           for (int64_t e = 1; e < edges; ++e) {
             const T* __restrict x = a.xs[e].at(n, r * W + w) + c0;
             const A wp = a.w_pool[e];
-            for (int64_t c = 0; c < width; ++c) v[c] += wp * static_cast<A>(x[c]);
+            for (int64_t l = 0; l < nl; ++l) v[l] += LT::load(x + l * LW) * wp;
           }
-          for (int64_t c = 0; c < width; ++c) z[w * C + c0 + c] = v[c];
+          for (int64_t l = 0; l < nl; ++l) LT::put(z + w * C + c0 + l * LW, v[l]);
         }
       }
       row_box3(z, ring[r % 3], W, C);
@@ -347,26 +404,29 @@ NB360_CPU_CLONES void forward_images(const ForwardArgs<T>& a, int64_t n0, int64_
       for (int64_t w = 0; w < W; ++w) {
         const int64_t q = h * W + w;
         const A inv = inv_row * inv_cols[w];
-        for (int64_t c0 = 0; c0 < C; c0 += V) {
-          const int64_t width = kC > 0 ? kC : std::min<int64_t>(V, C - c0);
+        for (int64_t c0 = 0; c0 < C; c0 += Vb) {
+          const int64_t nl = kVec ? NL : std::min<int64_t>(Vb, C - c0);
           const int64_t o = w * C + c0;
-          A v[V];
-          for (int64_t c = 0; c < width; ++c) v[c] = a.B[c0 + c] + inv * (up[o + c] + mid[o + c] + down[o + c]);
+          L v[NL];
+          for (int64_t l = 0; l < nl; ++l) {
+            const int64_t i = o + l * LW;
+            v[l] = LT::get(B + c0 + l * LW) + (LT::get(up + i) + LT::get(mid + i) + LT::get(down + i)) * inv;
+          }
           for (int64_t e = 0; e < edges; ++e) {
             const T* __restrict x = a.xs[e].at(n, q) + c0;
             const A ws = a.w_skip[e];
-            for (int64_t c = 0; c < width; ++c) v[c] += ws * static_cast<A>(x[c]);
+            for (int64_t l = 0; l < nl; ++l) v[l] += LT::load(x + l * LW) * ws;
           }
           for (int64_t b = 0; b < branches; ++b) {
             const T* __restrict y = a.ys[b].at(n, q) + c0;
-            const A* __restrict coef = a.A.data() + b * C + c0;
-            for (int64_t c = 0; c < width; ++c) v[c] += coef[c] * static_cast<A>(y[c]);
+            const A* __restrict coef = coefs + b * C + c0;
+            for (int64_t l = 0; l < nl; ++l) v[l] += LT::get(coef + l * LW) * LT::load(y + l * LW);
           }
           T* __restrict dst = a.out.at(n, q) + c0;
-          for (int64_t c = 0; c < width; ++c) dst[c] = static_cast<T>(v[c]);
+          for (int64_t l = 0; l < nl; ++l) LT::store(dst + l * LW, v[l]);
           if (a.relu.ptr != nullptr) {
             T* __restrict r = a.relu.at(n, q) + c0;
-            for (int64_t c = 0; c < width; ++c) r[c] = static_cast<T>(v[c] > A(0) ? v[c] : A(0));
+            for (int64_t l = 0; l < nl; ++l) LT::store(r + l * LW, LT::relu(v[l]));
           }
         }
       }
@@ -420,7 +480,9 @@ std::tuple<at::Tensor, at::Tensor> node_forward_cpu(const CellNodeShape& s, cons
     a.relu = relu_out.defined() ? out_view<scalar_t>(relu_out) : View<scalar_t>{nullptr, 0, 0};
     if (out.numel() > 0) {
       at::parallel_for(0, s.N, image_grain(s, 1 + s.edges + s.branches), [&](int64_t n0, int64_t n1) {
-        with_channels(s.C, [&](auto kc) { forward_images<scalar_t, decltype(kc)::value>(a, n0, n1); });
+        with_layout<scalar_t>(s.C, [&](auto kc, auto vec) {
+          forward_images<scalar_t, decltype(kc)::value, decltype(vec)::value>(a, n0, n1);
+        });
       });
     }
   });
@@ -469,10 +531,12 @@ struct BackwardArgs {
 // Pass 1 over images [n0, n1): avgpool^T(g) (a ring of three horizontally summed rows of g / taps),
 // the input gradients w_skip g + w_pool avgpool^T(g), and the per-channel sums; row by row, one
 // term at a time over the row with its accumulators in registers.
-template <typename T, int kC>
+template <typename T, int kC, bool kVec>
 NB360_CPU_CLONES void backward_sum_images(const BackwardArgs<T>& a, double* partials, int64_t n0, int64_t n1) {
+  using LT = Lane<T, kVec>;
+  using L = typename LT::type;
   using A = acc_t<T>;
-  constexpr int64_t V = kBlockOf<kC>;
+  constexpr int64_t Vb = kBlockOf<kC>, LW = LT::width, NL = kLanesOf<LT, kC>;
   const CellNodeShape& s = *a.s;
   const int64_t C = kC > 0 ? kC : s.C, H = s.H, W = s.W, WC = W * C;
   const SumRows rows(s);
@@ -484,13 +548,13 @@ NB360_CPU_CLONES void backward_sum_images(const BackwardArgs<T>& a, double* part
   std::vector<A> inv_cols(W);
   for (int64_t w = 0; w < W; ++w) inv_cols[w] = A(1) / static_cast<A>(taps(w, W));
   Lanes<A> lanes(rows.count, C);
-  // acc[0, width) += term(w, c) over the row's pixels, for channel block c0 of lane row `row`.
-  auto reduce_row = [&](int64_t row, int64_t c0, int64_t width, auto term) NB360_INLINE {
-    A acc[V];
+  // Lane row `row` (channels [c0, c0 + nl lanes)) += term(w, acc) over the row's pixels.
+  auto reduce_row = [&](int64_t row, int64_t c0, int64_t nl, auto term) NB360_INLINE {
+    L acc[NL];
     A* lane = lanes.lane.data() + row * C + c0;
-    for (int64_t c = 0; c < width; ++c) acc[c] = lane[c];
+    for (int64_t l = 0; l < nl; ++l) acc[l] = LT::get(lane + l * LW);
     for (int64_t w = 0; w < W; ++w) term(w, acc);
-    for (int64_t c = 0; c < width; ++c) lane[c] = acc[c];
+    for (int64_t l = 0; l < nl; ++l) LT::put(lane + l * LW, acc[l]);
   };
   for (int64_t n = n0; n < n1; ++n) {
     lanes.start_image();
@@ -515,30 +579,31 @@ NB360_CPU_CLONES void backward_sum_images(const BackwardArgs<T>& a, double* part
         for (int64_t i = 0; i < WC; ++i) gp[i] = up[i] + mid[i] + down[i];
       }
       const int64_t q0 = h * W;
-      for (int64_t c0 = 0; c0 < C; c0 += V) {
-        const int64_t width = kC > 0 ? kC : std::min<int64_t>(V, C - c0);
-        reduce_row(rows.g, c0, width, [&](int64_t w, A* acc) NB360_INLINE {
+      for (int64_t c0 = 0; c0 < C; c0 += Vb) {
+        const int64_t nl = kVec ? NL : std::min<int64_t>(Vb, C - c0);
+        reduce_row(rows.g, c0, nl, [&](int64_t w, L* acc) NB360_INLINE {
           const T* __restrict g = a.grad.at(n, q0 + w) + c0;
-          for (int64_t c = 0; c < width; ++c) acc[c] += static_cast<A>(g[c]);
+          for (int64_t l = 0; l < nl; ++l) acc[l] += LT::load(g + l * LW);
         });
         for (int64_t b = 0; b < s.branches; ++b) {
-          const A* __restrict mu = a.mu.data() + b * C + c0;
-          reduce_row(rows.gy + b, c0, width, [&](int64_t w, A* acc) NB360_INLINE {
+          L mu[NL];
+          for (int64_t l = 0; l < nl; ++l) mu[l] = LT::get(a.mu.data() + b * C + c0 + l * LW);
+          reduce_row(rows.gy + b, c0, nl, [&](int64_t w, L* acc) NB360_INLINE {
             const T* __restrict g = a.grad.at(n, q0 + w) + c0;
             const T* __restrict y = a.ys[b].at(n, q0 + w) + c0;
-            for (int64_t c = 0; c < width; ++c) acc[c] += static_cast<A>(g[c]) * (static_cast<A>(y[c]) - mu[c]);
+            for (int64_t l = 0; l < nl; ++l) acc[l] += LT::load(g + l * LW) * (LT::load(y + l * LW) - mu[l]);
           });
         }
         for (int64_t e = 0; e < s.edges; ++e) {
-          reduce_row(rows.gx + e, c0, width, [&](int64_t w, A* acc) NB360_INLINE {
+          reduce_row(rows.gx + e, c0, nl, [&](int64_t w, L* acc) NB360_INLINE {
             const T* __restrict g = a.grad.at(n, q0 + w) + c0;
             const T* __restrict x = a.xs[e].at(n, q0 + w) + c0;
-            for (int64_t c = 0; c < width; ++c) acc[c] += static_cast<A>(g[c]) * static_cast<A>(x[c]);
+            for (int64_t l = 0; l < nl; ++l) acc[l] += LT::load(g + l * LW) * LT::load(x + l * LW);
           });
-          reduce_row(rows.gpx + e, c0, width, [&](int64_t w, A* acc) NB360_INLINE {
+          reduce_row(rows.gpx + e, c0, nl, [&](int64_t w, L* acc) NB360_INLINE {
             const A* __restrict gpw = gp + w * C + c0;
             const T* __restrict x = a.xs[e].at(n, q0 + w) + c0;
-            for (int64_t c = 0; c < width; ++c) acc[c] += gpw[c] * static_cast<A>(x[c]);
+            for (int64_t l = 0; l < nl; ++l) acc[l] += LT::get(gpw + l * LW) * LT::load(x + l * LW);
           });
           if (a.dx[e].ptr == nullptr) continue;
           const A ws = a.w_skip[e], wp = a.w_pool[e];
@@ -547,11 +612,10 @@ NB360_CPU_CLONES void backward_sum_images(const BackwardArgs<T>& a, double* part
             const T* __restrict g = a.grad.at(n, q0 + w) + c0;
             const A* __restrict gpw = gp + w * C + c0;
             T* __restrict d = a.dx[e].at(n, q0 + w) + c0;
-            if (accumulate) {
-              for (int64_t c = 0; c < width; ++c)
-                d[c] = static_cast<T>(static_cast<A>(d[c]) + ws * static_cast<A>(g[c]) + wp * gpw[c]);
-            } else {
-              for (int64_t c = 0; c < width; ++c) d[c] = static_cast<T>(ws * static_cast<A>(g[c]) + wp * gpw[c]);
+            for (int64_t l = 0; l < nl; ++l) {
+              L v = LT::load(g + l * LW) * ws + LT::get(gpw + l * LW) * wp;
+              if (accumulate) v += LT::load(d + l * LW);
+              LT::store(d + l * LW, v);
             }
           }
         }
@@ -564,27 +628,30 @@ NB360_CPU_CLONES void backward_sum_images(const BackwardArgs<T>& a, double* part
 }
 
 // Pass 2 over images [n0, n1): dy_b = A g + C1 y' + C0, every branch per pixel (g read once).
-template <typename T, int kC>
+template <typename T, int kC, bool kVec>
 NB360_CPU_CLONES void backward_conv_images(const BackwardArgs<T>& a, int64_t n0, int64_t n1) {
-  using A = acc_t<T>;
-  constexpr int64_t V = kBlockOf<kC>;
+  using LT = Lane<T, kVec>;
+  using L = typename LT::type;
+  constexpr int64_t Vb = kBlockOf<kC>, LW = LT::width, NL = kLanesOf<LT, kC>;
   const CellNodeShape& s = *a.s;
   const int64_t C = kC > 0 ? kC : s.C, HW = s.H * s.W;
   for (int64_t n = n0; n < n1; ++n) {
     for (int64_t q = 0; q < HW; ++q) {
-      for (int64_t c0 = 0; c0 < C; c0 += V) {
-        const int64_t width = kC > 0 ? kC : std::min<int64_t>(V, C - c0);
-        A gv[V];
+      for (int64_t c0 = 0; c0 < C; c0 += Vb) {
+        const int64_t nl = kVec ? NL : std::min<int64_t>(Vb, C - c0);
+        L gv[NL];
         const T* __restrict g = a.grad.at(n, q) + c0;
-        for (int64_t c = 0; c < width; ++c) gv[c] = static_cast<A>(g[c]);
+        for (int64_t l = 0; l < nl; ++l) gv[l] = LT::load(g + l * LW);
         for (int64_t b = 0; b < s.branches; ++b) {
-          const A* __restrict ca = a.A.data() + b * C + c0;
-          const A* __restrict c1 = a.C1.data() + b * C + c0;
-          const A* __restrict cz = a.C0.data() + b * C + c0;
+          const int64_t k = b * C + c0;
           const T* __restrict y = a.ys[b].at(n, q) + c0;
           T* __restrict d = a.dy[b].at(n, q) + c0;
-          for (int64_t c = 0; c < width; ++c)
-            d[c] = static_cast<T>(ca[c] * gv[c] + c1[c] * static_cast<A>(y[c]) + cz[c]);
+          for (int64_t l = 0; l < nl; ++l) {
+            const int64_t i = k + l * LW;
+            LT::store(d + l * LW,
+                      LT::get(a.A.data() + i) * gv[l] + LT::get(a.C1.data() + i) * LT::load(y + l * LW) +
+                          LT::get(a.C0.data() + i));
+          }
         }
       }
     }
@@ -623,8 +690,8 @@ NodeGrads node_backward_cpu(const CellNodeShape& s, const at::Tensor& grad, cons
     if (grad.numel() > 0) {
       std::vector<double> partials(static_cast<size_t>(s.N * rows.count * C));
       at::parallel_for(0, s.N, image_grain(s, 1 + s.branches + 2 * s.edges), [&](int64_t n0, int64_t n1) {
-        with_channels(C, [&](auto kc) {
-          backward_sum_images<scalar_t, decltype(kc)::value>(a, partials.data(), n0, n1);
+        with_layout<scalar_t>(C, [&](auto kc, auto vec) {
+          backward_sum_images<scalar_t, decltype(kc)::value, decltype(vec)::value>(a, partials.data(), n0, n1);
         });
       });
       for (int64_t n = 0; n < s.N; ++n)
@@ -671,7 +738,9 @@ NodeGrads node_backward_cpu(const CellNodeShape& s, const at::Tensor& grad, cons
     if (grad.numel() > 0) {
       for (const auto& t : grad_convs) a.dy.push_back(out_view<scalar_t>(t));
       at::parallel_for(0, s.N, image_grain(s, 3 * s.branches), [&](int64_t n0, int64_t n1) {
-        with_channels(C, [&](auto kc) { backward_conv_images<scalar_t, decltype(kc)::value>(a, n0, n1); });
+        with_layout<scalar_t>(C, [&](auto kc, auto vec) {
+          backward_conv_images<scalar_t, decltype(kc)::value, decltype(vec)::value>(a, n0, n1);
+        });
       });
     }
   });
