@@ -121,9 +121,16 @@ View<T> out_view(const at::Tensor& t) {
   return {t.mutable_data_ptr<T>(), t.size(0) > 1 ? t.stride(0) : 0, pixel_stride(t)};
 }
 
+// The values of a small CPU tensor (weights, BN parameters, statistics) as doubles, read in place:
+// these run a dozen times per node, where a conversion op would cost an allocation and a dispatch.
 std::vector<double> host_doubles(const at::Tensor& t) {
-  const auto d = t.detach().to(at::kCPU, at::kDouble).contiguous();
-  return std::vector<double>(d.const_data_ptr<double>(), d.const_data_ptr<double>() + d.numel());
+  const auto c = t.device().is_cpu() ? t.contiguous() : t.detach().to(at::kCPU).contiguous();
+  std::vector<double> out(static_cast<size_t>(c.numel()));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, c.scalar_type(), "host_doubles", [&] {
+    const scalar_t* p = c.const_data_ptr<scalar_t>();
+    for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<double>(p[i]);
+  });
+  return out;
 }
 
 struct Params {
@@ -148,9 +155,12 @@ inline double branch_weight(const Params& p, int64_t b) {
 }
 
 at::Tensor tensor_from(const std::vector<double>& values, at::IntArrayRef sizes, at::ScalarType dtype) {
-  auto t = at::empty(sizes, at::TensorOptions().dtype(at::kDouble));
-  std::copy(values.begin(), values.end(), t.mutable_data_ptr<double>());
-  return dtype == at::kDouble ? t : t.to(dtype);
+  auto t = at::empty(sizes, at::TensorOptions().dtype(dtype));
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "tensor_from", [&] {
+    scalar_t* p = t.mutable_data_ptr<scalar_t>();
+    for (size_t i = 0; i < values.size(); ++i) p[i] = static_cast<scalar_t>(values[i]);
+  });
+  return t;
 }
 
 // Images per task: small problems stay on one thread, where waking the pool costs more than the work.
@@ -193,6 +203,10 @@ struct Lane {
   static NB360_INLINE type relu(type v) { return v > A(0) ? v : A(0); }
 };
 
+// The vector lanes only live inside always-inlined helpers of the cloned kernels, so the ABI note
+// GCC gives for 64-byte vectors passed by value outside AVX-512 code does not apply.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
 template <typename T>
 struct Lane<T, true> {
   using A = T;
@@ -211,6 +225,7 @@ struct Lane<T, true> {
     return v > zero ? v : zero;
   }
 };
+#pragma GCC diagnostic pop
 
 // Channels per block: all C for the channel counts the kernels are specialised for (16, 32, 64;
 // kC = C), else 16 (kC = 0). Lanes per block: compile-time in the vector path.

@@ -31,6 +31,8 @@
 // Device-generic: convolutions and GEMMs through ATen, node kernels from the registry
 // (cell_node_kernels.h), so the same code serves the CPU and CUDA.
 #include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/csrc/autograd/custom_function.h>
 #include <torch/library.h>
 
 #include <array>
@@ -264,7 +266,11 @@ std::tuple<at::Tensor, std::vector<at::Tensor>, at::Tensor, at::Tensor> search_c
   // With batch statistics, each source's conv outputs are reduced in one pass over all their channels
   // right after the convolution (whole cache lines; each target node reads only its channel slices).
   std::vector<at::Tensor> branch_mean(kBranchesTotal), branch_var(kBranchesTotal);
-  at::Tensor relu = at::relu(nodes[0]);
+  // One ReLU buffer for the cell: relu(node s) is dead once source s's convolutions ran, so node s + 1's
+  // kernel writes its ReLU over it (fewer fresh pages to fault in per step).
+  auto relu_buffer = empty_cl4d(nodes[0], a.C);
+  at::clamp_min_out(relu_buffer, nodes[0], 0);
+  at::Tensor relu = relu_buffer;
   for (int s = 0; s < kNodes - 1; ++s) {
     convs.push_back(source_convs(a, relu, source_kernels(a, conv_weight, s, single_conv)));
     if (batch_stats) source_statistics(a, s, convs.back(), conv_bias, kernels, branch_mean, branch_var);
@@ -278,7 +284,7 @@ std::tuple<at::Tensor, std::vector<at::Tensor>, at::Tensor, at::Tensor> search_c
     const auto var_t = batch_stats ? at::stack(at::TensorList(branch_var).slice(2 * e0, 2 * (e1 - e0)))
                                    : *branch_rows(rvar, e0, e1);
     auto out = empty_cl4d(nodes[0], a.C);
-    relu = t + 1 < kNodes ? empty_cl4d(nodes[0], a.C) : at::Tensor();
+    relu = t + 1 < kNodes ? relu_buffer : at::Tensor();
     // The statistics are given (batch statistics computed above, or running ones): the node
     // normalises with them either way.
     auto [mean, var] = kernels.forward(shape, ops, mean_t, var_t, false, eps, out, relu);
@@ -329,6 +335,7 @@ search_cell_backward_impl(const at::Tensor& grad, const at::Tensor& x, at::Tenso
   for (int s = 0; s < 3; ++s)
     if (s > 0 || want_input) dnodes[s] = empty_cl4d(nodes[0], a.C);
   std::vector<bool> written(3, false);
+  at::Tensor relu_buffer;  // relu(node s), recomputed for the weight gradients (one buffer for the cell)
   at::Tensor grad_alpha = at::zeros({kEdges, kCellNodeOps}, weights.options());
   std::vector<at::Tensor> g_gamma(3), g_beta(3), g_bias(3);
   std::vector<at::Tensor> g_w3(3), g_w1(3);
@@ -366,7 +373,8 @@ search_cell_backward_impl(const at::Tensor& grad, const at::Tensor& x, at::Tenso
       kernels.relu_backward_add(dnodes[s], nodes[s], dr);
     }
     if (want_conv) {
-      const auto r = at::relu(nodes[s]);
+      if (!relu_buffer.defined()) relu_buffer = empty_cl4d(nodes[0], a.C);
+      const auto& r = at::clamp_min_out(relu_buffer, nodes[s], 0);
       g_w3[s] = std::get<1>(at::convolution_backward(grads[s].y3, r, kw.w3, std::nullopt, {1, 1}, a.padding, {1, 1},
                                                      false, {0, 0}, 1, {false, true, false}));
       if (kw.w1.defined()) g_w1[s] = at::mm(rows_of(grads[s].y1).t(), rows_of(r));
@@ -410,6 +418,115 @@ search_cell_backward_impl(const at::Tensor& grad, const at::Tensor& x, at::Tenso
   return {grad_x, grad_alpha, grad_conv_weight, grad_conv_bias, grad_bn_weight, grad_bn_bias};
 }
 
+// ---------------------------------------------------------------- autograd (C++)
+
+// Registered in C++ rather than with torch.library.register_autograd: the backward asks the engine
+// which inputs it needs (AutogradContext::needs_input_grad -> Node::task_should_compute_output), so an
+// architecture step (backward(inputs=[alpha])) skips the convolutions' weight gradients, and a call
+// costs no Python. torch.compile traces through it (AOTAutograd runs this backward on fake tensors,
+// asking for every gradient), so a compiled graph computes what its inputs require.
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+using SearchCellOp = std::tuple<at::Tensor, std::vector<at::Tensor>, at::Tensor, at::Tensor>(
+    const at::Tensor&, const at::Tensor&, at::TensorList, at::TensorList, at::TensorList, at::TensorList,
+    at::TensorList, at::TensorList, bool, double, bool);
+using SearchCellBackwardOp =
+    std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>, std::vector<at::Tensor>,
+               std::vector<at::Tensor>>(const at::Tensor&, const at::Tensor&, at::TensorList, const at::Tensor&,
+                                        at::TensorList, at::TensorList, at::TensorList, at::TensorList,
+                                        const at::Tensor&, const at::Tensor&, bool, double, bool,
+                                        std::array<bool, 3>);
+
+class SearchCellFunction : public torch::autograd::Function<SearchCellFunction> {
+ public:
+  static variable_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weights,
+                               at::TensorList conv_weight, at::TensorList conv_bias, at::TensorList bn_weight,
+                               at::TensorList bn_bias, at::TensorList running_mean, at::TensorList running_var,
+                               bool batch_stats, double eps, bool single_conv) {
+    static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("nb360::search_cell", "").typed<SearchCellOp>();
+    at::AutoDispatchBelowADInplaceOrView guard;
+    auto [out, saved, mean, var] = op.call(x, weights, conv_weight, conv_bias, bn_weight, bn_bias, running_mean,
+                                           running_var, batch_stats, eps, single_conv);
+    ctx->saved_data["batch_stats"] = batch_stats;
+    ctx->saved_data["eps"] = eps;
+    ctx->saved_data["single_conv"] = single_conv;
+    ctx->saved_data["counts"] = std::vector<int64_t>{static_cast<int64_t>(saved.size()),
+                                                      static_cast<int64_t>(conv_weight.size()),
+                                                      static_cast<int64_t>(conv_bias.size()),
+                                                      static_cast<int64_t>(bn_weight.size()),
+                                                      static_cast<int64_t>(running_mean.size())};
+    variable_list to_save{x, weights, mean, var};
+    to_save.insert(to_save.end(), saved.begin(), saved.end());
+    for (at::TensorList list : {conv_weight, conv_bias, bn_weight, bn_bias}) to_save.insert(to_save.end(), list.begin(), list.end());
+    ctx->save_for_backward(to_save);
+    variable_list outputs{out};
+    outputs.insert(outputs.end(), saved.begin(), saved.end());
+    outputs.push_back(mean);
+    outputs.push_back(var);
+    ctx->mark_non_differentiable(variable_list(outputs.begin() + 1, outputs.end()));
+    ctx->set_materialize_grads(false);  // else autograd fills zero gradients for the saved outputs on every step
+    return outputs;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    static auto op = c10::Dispatcher::singleton()
+                         .findSchemaOrThrow("nb360::search_cell_backward", "")
+                         .typed<SearchCellBackwardOp>();
+    const auto counts = ctx->saved_data["counts"].toIntVector();
+    const int64_t n_saved = counts[0], n_conv = counts[1], n_bias = counts[2], n_bn = counts[3], n_run = counts[4];
+    const auto stored = ctx->get_saved_variables();
+    const auto& x = stored[0];
+    const auto& weights = stored[1];
+    auto next = stored.begin() + 4;
+    auto take = [&](int64_t n) {
+      std::vector<at::Tensor> out(next, next + n);
+      next += n;
+      return out;
+    };
+    const auto saved = take(n_saved), conv_weight = take(n_conv), conv_bias = take(n_bias);
+    const auto bn_weight = take(n_bn), bn_bias = take(n_bn);
+    // Gradient slots, one per forward argument that is a tensor: x, weights, conv_weight[12], conv_bias[],
+    // bn_weight[], bn_bias[], running_mean[], running_var[]; then batch_stats, eps, single_conv.
+    const int64_t conv0 = 2, bias0 = conv0 + n_conv, gamma0 = bias0 + n_bias, beta0 = gamma0 + n_bn;
+    const int64_t slots = beta0 + n_bn + 2 * n_run + 3;
+    auto any_needed = [&](int64_t first, int64_t count) {
+      for (int64_t i = first; i < first + count; ++i)
+        if (ctx->needs_input_grad(i)) return true;
+      return false;
+    };
+    const bool want_input = ctx->needs_input_grad(0);
+    const bool want_alpha = ctx->needs_input_grad(1);
+    const bool want_conv = any_needed(conv0, n_conv + n_bias);
+    const bool want_bn = any_needed(gamma0, 2 * n_bn);
+    variable_list result(static_cast<size_t>(slots));
+    if (!want_input && !want_alpha && !want_conv && !want_bn) return result;
+    auto grad = grads[0];
+    if (!grad.defined()) grad = at::zeros_like(x);  // node 3 unused: every gradient is zero
+    auto [gx, gw, gconv, gbias, ggamma, gbeta] =
+        op.call(grad, x, saved, weights, conv_weight, conv_bias, bn_weight, bn_bias, stored[2], stored[3],
+                ctx->saved_data["batch_stats"].toBool(), ctx->saved_data["eps"].toDouble(),
+                ctx->saved_data["single_conv"].toBool(), {want_input, want_conv, want_bn});
+    if (want_input) result[0] = gx;
+    if (want_alpha) result[1] = gw;
+    for (size_t i = 0; i < gconv.size(); ++i) result[conv0 + i] = gconv[i];
+    for (size_t i = 0; i < gbias.size(); ++i) result[bias0 + i] = gbias[i];
+    for (size_t i = 0; i < ggamma.size(); ++i) result[gamma0 + i] = ggamma[i];
+    for (size_t i = 0; i < gbeta.size(); ++i) result[beta0 + i] = gbeta[i];
+    return result;
+  }
+};
+
+std::tuple<at::Tensor, std::vector<at::Tensor>, at::Tensor, at::Tensor> search_cell_autograd(
+    const at::Tensor& x, const at::Tensor& weights, at::TensorList conv_weight, at::TensorList conv_bias,
+    at::TensorList bn_weight, at::TensorList bn_bias, at::TensorList running_mean, at::TensorList running_var,
+    bool batch_stats, double eps, bool single_conv) {
+  auto outputs = SearchCellFunction::apply(x, weights, conv_weight, conv_bias, bn_weight, bn_bias, running_mean,
+                                           running_var, batch_stats, eps, single_conv);
+  std::vector<at::Tensor> saved(outputs.begin() + 1, outputs.end() - 2);
+  return {outputs[0], saved, outputs[outputs.size() - 2], outputs.back()};
+}
+
 }  // namespace
 
 TORCH_LIBRARY_FRAGMENT(nb360, m) {
@@ -423,6 +540,8 @@ TORCH_LIBRARY_FRAGMENT(nb360, m) {
       "float eps, bool single_conv, bool[3] output_mask) "
       "-> (Tensor, Tensor, Tensor[], Tensor[], Tensor[], Tensor[])");
 }
+
+TORCH_LIBRARY_IMPL(nb360, Autograd, m) { m.impl("search_cell", &search_cell_autograd); }
 
 TORCH_LIBRARY_IMPL(nb360, CPU, m) {
   m.impl("search_cell", &search_cell_impl);

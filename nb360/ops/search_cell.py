@@ -16,8 +16,8 @@ optional conv biases, optional BN affine parameters, running statistics when `ba
 Inside (csrc/ops/search_cell.cpp): channels-last throughout, one 3x3 convolution and one GEMM (the
 1x1 convolutions) per source node over all its outgoing edges, one fused `cell_node` kernel per
 target node; backward in one op that writes and accumulates gradients in place, recomputes
-relu(x_s), and computes the convolutions' weight gradients only when they are asked for (an
-architecture step skips them). Node 3 comes back channels-last ((N, C, L): strides (L C, 1, C)).
+relu(x_s), and computes the convolutions' weight gradients only when the backward pass asks for
+them (an architecture step, `backward(inputs=[alpha])`, skips them; autograd is registered in C++). Node 3 comes back channels-last ((N, C, L): strides (L C, 1, C)).
 
 `search_cell_reference` is the plain-PyTorch oracle (AutoDL's operations, edge by edge).
 First derivatives only (DARTS' second-order step uses finite differences).
@@ -118,52 +118,5 @@ def _search_cell_backward_fake(grad, x, saved, weights, conv_weight, conv_bias, 
             [torch.empty_like(w) for w in bn_weight] if bn else [], [torch.empty_like(b) for b in bn_bias] if bn else [])
 
 
-def engine_needs(t: torch.Tensor) -> bool:
-    """Inside backward: whether this backward pass propagates into t (False for weights when only α's
-    gradient is asked for, as in an architecture step), so their gradients can be skipped."""
-    if torch.compiler.is_compiling():
-        # Dynamo traces this backward ahead of any engine run; asking the engine would break the graph.
-        # A compiled backward fixes at trace time which gradients it computes (all that require grad).
-        return True
-    try:
-        return bool(torch._C._will_engine_execute_node(torch.autograd.graph.get_gradient_edge(t).node))
-    except (RuntimeError, AttributeError):  # not inside an engine run
-        return True
-
-
-def _setup_context(ctx, inputs, output) -> None:
-    (x, weights, conv_weight, conv_bias, bn_weight, bn_bias, _rm, _rv, batch_stats, eps, single_conv) = inputs
-    _out, saved, mean, var = output
-    ctx.mark_non_differentiable(*saved, mean, var)
-    ctx.set_materialize_grads(False)  # else autograd fills zero gradients for the 8 saved outputs on every step
-    ctx.batch_stats, ctx.eps, ctx.single_conv = batch_stats, eps, single_conv
-    ctx.counts = (len(saved), len(conv_weight), len(conv_bias), len(bn_weight))
-    ctx.save_for_backward(x, weights, mean, var, *saved, *conv_weight, *conv_bias, *bn_weight, *bn_bias)
-
-
-def _backward(ctx, grad_out, _grad_saved, _grad_mean, _grad_var):
-    x, weights, mean, var, *rest = ctx.saved_tensors
-    if grad_out is None:  # node 3 unused: every gradient is zero
-        grad_out = torch.zeros_like(x, memory_format=torch.channels_last if x.dim() == 4 else torch.preserve_format)
-    n_saved, n_conv, n_bias, n_bn = ctx.counts
-    saved, rest = rest[:n_saved], rest[n_saved:]
-    conv_weight, rest = rest[:n_conv], rest[n_conv:]
-    conv_bias, rest = rest[:n_bias], rest[n_bias:]
-    bn_weight, bn_bias = rest[:n_bn], rest[n_bn:]
-    needs = ctx.needs_input_grad  # unflattened: lists for the list arguments
-    want_input = bool(needs[0]) and engine_needs(x)
-    want_conv = any(needs[2]) and engine_needs(conv_weight[0])
-    want_bn = bool(n_bn) and any(needs[4]) and engine_needs(bn_weight[0])
-    grad_x, grad_w, grad_conv, grad_bias, grad_gamma, grad_beta = torch.ops.nb360.search_cell_backward.default(
-        grad_out, x, saved, weights, conv_weight, conv_bias, bn_weight, bn_bias, mean, var, ctx.batch_stats, ctx.eps,
-        ctx.single_conv, [want_input, want_conv, want_bn])
-    def grads_or_none(grads, count, wanted):  # a list input's gradient: one entry per tensor of the list
-        return list(grads) if wanted and count else [None] * count
-
-    return (grad_x if want_input else None, grad_w if needs[1] else None,
-            grads_or_none(grad_conv, n_conv, want_conv), grads_or_none(grad_bias, n_bias, want_conv),
-            grads_or_none(grad_gamma, n_bn, want_bn), grads_or_none(grad_beta, n_bn, want_bn),
-            [None] * len(needs[6]), [None] * len(needs[7]), None, None, None)
-
-
-torch.library.register_autograd("nb360::search_cell", _backward, setup_context=_setup_context)
+# Autograd: registered in C++ (csrc/ops/search_cell.cpp, SearchCellFunction), where the backward asks the
+# engine which gradients it needs, so an architecture step skips the conv weight gradients.
