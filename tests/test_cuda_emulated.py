@@ -25,10 +25,13 @@ def emulated(tmp_path_factory: pytest.TempPathFactory) -> EmulatedKernels:
 
 
 def as_merged_conv_slices(ys: list[torch.Tensor]) -> list[torch.Tensor]:
-    """The conv outputs as channel slices of one wide tensor, as the fused supernet passes them (batch stride ≠ C·H·W)."""
-    merged = torch.cat(ys, dim=1)
+    """The conv outputs as channel slices of one wide channels-last tensor, as search_cell passes them to the
+    node kernels (read in place: batch stride ≠ C·H·W, pixel stride = the wide tensor's channel count)."""
+    merged = cuda_emulator.as_channels_last_view(torch.cat(ys, dim=1))
     C = ys[0].shape[1]
-    return [merged[:, b * C:(b + 1) * C] for b in range(len(ys))]
+    slices = [merged[:, b * C:(b + 1) * C] for b in range(len(ys))]
+    assert all(cuda_emulator.is_channels_last_view(t) for t in slices)
+    return slices
 
 
 def forward_and_backward(run, xs, ys, w, gamma, beta, running, batch_stats, grad):
@@ -211,8 +214,8 @@ def test_mixed_sum_matches_the_cpu_op(emulated, dtype) -> None:
 MUTATIONS = {
     "pool-divisor-ignores-borders": ("cell_node_kernel.cu", "acc += pooled / static_cast<A>((h1 - h0 + 1) * (x1 - x0 + 1));",
                                      "acc += pooled / static_cast<A>(9);"),
-    "stats-ignore-batch-stride": ("cell_node_kernel.cu", "ld(y + static_cast<i64>(n) * bs + (i - n * hw)) - shift;",
-                                  "ld(y + static_cast<i64>(n) * ops.C * HW + (i - n * hw)) - shift;"),
+    "stats-ignore-batch-stride": ("cell_node_kernel.cu", "static_cast<i64>(n) * ys.sN",
+                                  "static_cast<i64>(n) * ops.C * HW"),
     "block-sum-without-barrier": ("cell_node_kernel.cu", "  __syncthreads();\n  if (warp == 0) {", "  if (warp == 0) {"),
     "first-chunk-only": ("cell_node_kernel.cu", "for (i64 j = 0; j < chunks; ++j)\n    for (int a = 0;",
                          "for (i64 j = 0; j < 1; ++j)\n    for (int a = 0;"),

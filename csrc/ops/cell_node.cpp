@@ -46,29 +46,15 @@
 #include "cell_node.h"
 #include "cell_node_kernels.h"
 
-#include <ATen/Dispatch.h>
-#include <ATen/OpMathType.h>
-#include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
-#include <algorithm>
-#include <type_traits>
-#include <cmath>
 #include <vector>
 
 namespace nb360 {
 
 at::ScalarType cell_node_stats_dtype(at::ScalarType activations) {
   return (activations == at::kHalf || activations == at::kBFloat16) ? at::kFloat : activations;
-}
-
-at::Tensor plane_contiguous(const at::Tensor& t) {
-  int64_t expected = 1;
-  for (int64_t d = t.dim() - 1; d >= 1; --d) {
-    if (t.size(d) != 1 && t.stride(d) != expected) return t.contiguous();
-    expected *= t.size(d);
-  }
-  return t;
 }
 
 namespace {
@@ -170,17 +156,16 @@ NodeOperands node_operands(at::TensorList inputs, at::TensorList convs, const at
 // The public ops return the layout of their first input (channels-last or contiguous).
 at::Tensor in_layout_of(const at::Tensor& t, bool channels_last) { return channels_last ? t : t.contiguous(); }
 
-// Device-generic: the kernels come from the registry (CPU: cell_node_kernels.cpp, CUDA: cuda/cell_node.cu).
+// Device-generic: the node kernels are the internal ops below, dispatched by device.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> cell_node_impl(
     at::TensorList inputs, at::TensorList convs, const at::Tensor& weights, const std::optional<at::Tensor>& bn_weight,
     const std::optional<at::Tensor>& bn_bias, const std::optional<at::Tensor>& running_mean,
     const std::optional<at::Tensor>& running_var, bool batch_stats, double eps) {
-  const auto s = check_cell_node_args("cell_node", inputs, convs, weights, bn_weight, bn_bias, running_mean,
-                                      running_var, batch_stats);
-  const auto& kernels = node_kernels(inputs[0].device().type());
-  const auto ops = node_operands(inputs, convs, weights, bn_weight, bn_bias);
+  check_cell_node_args("cell_node", inputs, convs, weights, bn_weight, bn_bias, running_mean, running_var,
+                       batch_stats);
   auto out = empty_channels_last(inputs[0]);
-  auto [mean, var] = kernels.forward(s, ops, running_mean, running_var, batch_stats, eps, out, at::Tensor());
+  auto [mean, var] = node_forward(node_operands(inputs, convs, weights, bn_weight, bn_bias), running_mean,
+                                  running_var, batch_stats, eps, out, std::nullopt);
   return {in_layout_of(out, prefers_channels_last(inputs[0])), mean, var};
 }
 
@@ -194,20 +179,68 @@ cell_node_backward_impl(const at::Tensor& grad, at::TensorList inputs, at::Tenso
                   grad.device() == inputs[0].device(),
               "cell_node_backward: grad must match the inputs in shape, dtype and device, got ", grad.sizes(), " ",
               grad.scalar_type(), " on ", grad.device());
-  const auto& kernels = node_kernels(inputs[0].device().type());
-  const auto ops = node_operands(inputs, convs, weights, bn_weight, bn_bias);
   std::vector<at::Tensor> grad_inputs, grad_convs;
   for (int64_t e = 0; e < s.edges; ++e) grad_inputs.push_back(empty_channels_last(inputs[0]));
   for (int64_t b = 0; b < s.branches; ++b) grad_convs.push_back(empty_channels_last(inputs[0]));
-  const auto grads = kernels.backward(s, as_channels_last_view(grad), ops, mean, var, batch_stats, eps, grad_inputs,
-                                      std::vector<bool>(static_cast<size_t>(s.edges), false), grad_convs);
+  const auto grads = node_backward(as_channels_last_view(grad), node_operands(inputs, convs, weights, bn_weight, bn_bias),
+                                   mean, var, batch_stats, eps, grad_inputs,
+                                   std::vector<bool>(static_cast<size_t>(s.edges), false), grad_convs);
   const bool cl = prefers_channels_last(inputs[0]);
   for (auto& t : grad_inputs) t = in_layout_of(t, cl);
   for (auto& t : grad_convs) t = in_layout_of(t, cl);
   return {grad_inputs, grad_convs, grads.weights, grads.bn_weight, grads.bn_bias};
 }
 
+using NodeForwardOp = std::tuple<at::Tensor, at::Tensor>(
+    at::TensorList, at::TensorList, const std::optional<at::Tensor>&, const at::Tensor&,
+    const std::optional<at::Tensor>&, const std::optional<at::Tensor>&, const std::optional<at::Tensor>&,
+    const std::optional<at::Tensor>&, bool, double, const at::Tensor&, const std::optional<at::Tensor>&);
+using NodeBackwardOp = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
+    const at::Tensor&, at::TensorList, at::TensorList, const std::optional<at::Tensor>&, const at::Tensor&,
+    const std::optional<at::Tensor>&, const std::optional<at::Tensor>&, const at::Tensor&, const at::Tensor&, bool,
+    double, at::TensorList, at::IntArrayRef, at::TensorList);
+using ChannelStatsOp = std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, const std::optional<at::Tensor>&);
+using ReluBackwardAddOp = void(const at::Tensor&, const at::Tensor&, const at::Tensor&);
+
+template <typename Signature>
+c10::TypedOperatorHandle<Signature> internal_op(const char* name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
+}
+
 }  // namespace
+
+std::tuple<at::Tensor, at::Tensor> node_forward(const NodeOperands& ops, const std::optional<at::Tensor>& mean,
+                                                const std::optional<at::Tensor>& var, bool batch_stats, double eps,
+                                                const at::Tensor& out, const std::optional<at::Tensor>& relu_out) {
+  static const auto op = internal_op<NodeForwardOp>("nb360::_cell_node_forward");
+  return op.call(ops.inputs, ops.convs, ops.conv_bias, ops.weights, ops.bn_weight, ops.bn_bias, mean, var,
+                 batch_stats, eps, out, relu_out);
+}
+
+NodeGrads node_backward(const at::Tensor& grad, const NodeOperands& ops, const at::Tensor& mean, const at::Tensor& var,
+                        bool batch_stats, double eps, const std::vector<at::Tensor>& grad_inputs,
+                        const std::vector<bool>& accumulate, const std::vector<at::Tensor>& grad_convs) {
+  static const auto op = internal_op<NodeBackwardOp>("nb360::_cell_node_backward");
+  std::vector<int64_t> modes;
+  std::vector<at::Tensor> targets;
+  for (size_t e = 0; e < grad_inputs.size(); ++e) {
+    modes.push_back(!grad_inputs[e].defined() ? kSkipGradient : accumulate[e] ? kAddGradient : kWriteGradient);
+    targets.push_back(grad_inputs[e].defined() ? grad_inputs[e] : at::empty({0}, grad.options()));
+  }
+  auto [w, gamma, beta, bias] = op.call(grad, ops.inputs, ops.convs, ops.conv_bias, ops.weights, ops.bn_weight,
+                                        ops.bn_bias, mean, var, batch_stats, eps, targets, modes, grad_convs);
+  return {w, gamma, beta, bias};
+}
+
+std::tuple<at::Tensor, at::Tensor> channel_stats(const at::Tensor& y, const std::optional<at::Tensor>& bias) {
+  static const auto op = internal_op<ChannelStatsOp>("nb360::_channel_stats");
+  return op.call(y, bias);
+}
+
+void relu_backward_add(const at::Tensor& dst, const at::Tensor& src, const at::Tensor& add) {
+  static const auto op = internal_op<ReluBackwardAddOp>("nb360::_relu_backward_add");
+  op.call(dst, src, add);
+}
 
 TORCH_LIBRARY_FRAGMENT(nb360, m) {
   m.def(
@@ -217,6 +250,18 @@ TORCH_LIBRARY_FRAGMENT(nb360, m) {
       "cell_node_backward(Tensor grad, Tensor[] inputs, Tensor[] convs, Tensor weights, Tensor? bn_weight, "
       "Tensor? bn_bias, Tensor mean, Tensor var, bool batch_stats, float eps) "
       "-> (Tensor[], Tensor[], Tensor, Tensor, Tensor)");
+  // Internal: the node kernels themselves, writing into given channels-last views (cell_node_kernels.h).
+  // Called from C++ only (the public ops above and search_cell), never traced.
+  m.def(
+      "_cell_node_forward(Tensor[] inputs, Tensor[] convs, Tensor? conv_bias, Tensor weights, Tensor? bn_weight, "
+      "Tensor? bn_bias, Tensor? mean, Tensor? var, bool batch_stats, float eps, Tensor(a!) out, "
+      "Tensor(b!)? relu_out) -> (Tensor, Tensor)");
+  m.def(
+      "_cell_node_backward(Tensor grad, Tensor[] inputs, Tensor[] convs, Tensor? conv_bias, Tensor weights, "
+      "Tensor? bn_weight, Tensor? bn_bias, Tensor mean, Tensor var, bool batch_stats, float eps, "
+      "Tensor(a!)[] grad_inputs, int[] input_modes, Tensor(b!)[] grad_convs) -> (Tensor, Tensor, Tensor, Tensor)");
+  m.def("_channel_stats(Tensor y, Tensor? bias) -> (Tensor, Tensor)");
+  m.def("_relu_backward_add(Tensor(a!) dst, Tensor src, Tensor add) -> ()");
 }
 
 TORCH_LIBRARY_IMPL(nb360, CPU, m) {

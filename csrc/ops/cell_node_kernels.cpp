@@ -14,6 +14,7 @@
 #include <ATen/Dispatch.h>
 #include <ATen/OpMathType.h>
 #include <ATen/Parallel.h>
+#include <torch/library.h>
 
 #include <algorithm>
 #include <cmath>
@@ -56,26 +57,6 @@ bool prefers_channels_last(const at::Tensor& t) {
   if (t.is_contiguous()) return false;
   if (t.dim() == 4) return t.is_contiguous(at::MemoryFormat::ChannelsLast);
   return t.dim() == 3 && t.transpose(1, 2).is_contiguous();
-}
-
-namespace {
-
-std::array<NodeKernels, static_cast<size_t>(c10::DeviceType::COMPILE_TIME_MAX_DEVICE_TYPES)>& registry() {
-  static std::array<NodeKernels, static_cast<size_t>(c10::DeviceType::COMPILE_TIME_MAX_DEVICE_TYPES)> table;
-  return table;
-}
-
-}  // namespace
-
-const NodeKernels& node_kernels(c10::DeviceType device) {
-  const auto& k = registry()[static_cast<size_t>(device)];
-  TORCH_CHECK(k.forward != nullptr, "nb360: no fused cell kernels for device type ", device,
-              " in this build (CUDA kernels need nb360 built against a CUDA build of torch)");
-  return k;
-}
-
-void register_node_kernels(c10::DeviceType device, NodeKernels kernels) {
-  registry()[static_cast<size_t>(device)] = kernels;
 }
 
 namespace {
@@ -799,11 +780,96 @@ void relu_backward_add_cpu(const at::Tensor& dst, const at::Tensor& src, const a
   });
 }
 
-const bool registered = [] {
-  register_node_kernels(c10::DeviceType::CPU,
-                        NodeKernels{&node_forward_cpu, &node_backward_cpu, &relu_backward_add_cpu, &channel_stats_cpu});
-  return true;
-}();
+// ---------------------------------------------------------------- the internal ops' CPU kernels
+
+void check_views(const char* op, at::TensorList ts, const char* what) {
+  for (size_t i = 0; i < ts.size(); ++i) {
+    TORCH_CHECK(is_channels_last_view(ts[i]), op, ": ", what, " ", i,
+                " must be a channels-last view (channels contiguous, pixels evenly spaced), got strides ",
+                ts[i].strides());
+  }
+}
+
+void check_output(const char* op, const at::Tensor& t, const at::Tensor& like, const char* what) {
+  TORCH_CHECK(t.sizes() == like.sizes() && t.scalar_type() == like.scalar_type() && t.device() == like.device(), op,
+              ": ", what, " must match the inputs in shape, dtype and device, got ", t.sizes(), " ", t.scalar_type());
+  check_views(op, {t}, what);
+}
+
+void check_conv_bias(const char* op, const std::optional<at::Tensor>& conv_bias, const CellNodeShape& s,
+                     const at::Tensor& ref) {
+  if (!conv_bias.has_value()) return;
+  TORCH_CHECK(conv_bias->dim() == 2 && conv_bias->size(0) == s.branches && conv_bias->size(1) == s.C &&
+                  conv_bias->device() == ref.device() && at::isFloatingType(conv_bias->scalar_type()),
+              op, ": conv_bias must be a floating-point [", s.branches, ", ", s.C, "] tensor on ", ref.device(),
+              ", got ", conv_bias->sizes());
+}
+
+NodeOperands operands_of(at::TensorList inputs, at::TensorList convs, const std::optional<at::Tensor>& conv_bias,
+                         const at::Tensor& weights, const std::optional<at::Tensor>& bn_weight,
+                         const std::optional<at::Tensor>& bn_bias) {
+  return NodeOperands{inputs.vec(), convs.vec(), conv_bias, weights, bn_weight, bn_bias};
+}
+
+std::tuple<at::Tensor, at::Tensor> cell_node_forward_op(
+    at::TensorList inputs, at::TensorList convs, const std::optional<at::Tensor>& conv_bias, const at::Tensor& weights,
+    const std::optional<at::Tensor>& bn_weight, const std::optional<at::Tensor>& bn_bias,
+    const std::optional<at::Tensor>& mean, const std::optional<at::Tensor>& var, bool batch_stats, double eps,
+    const at::Tensor& out, const std::optional<at::Tensor>& relu_out) {
+  const char* op = "_cell_node_forward";
+  const auto s = check_cell_node_args(op, inputs, convs, weights, bn_weight, bn_bias, mean, var, batch_stats);
+  check_conv_bias(op, conv_bias, s, inputs[0]);
+  check_views(op, inputs, "inputs");
+  check_views(op, convs, "convs");
+  check_output(op, out, inputs[0], "out");
+  if (relu_out.has_value()) check_output(op, *relu_out, inputs[0], "relu_out");
+  return node_forward_cpu(s, operands_of(inputs, convs, conv_bias, weights, bn_weight, bn_bias), mean, var,
+                          batch_stats, eps, out, relu_out.value_or(at::Tensor()));
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> cell_node_backward_op(
+    const at::Tensor& grad, at::TensorList inputs, at::TensorList convs, const std::optional<at::Tensor>& conv_bias,
+    const at::Tensor& weights, const std::optional<at::Tensor>& bn_weight, const std::optional<at::Tensor>& bn_bias,
+    const at::Tensor& mean, const at::Tensor& var, bool batch_stats, double eps, at::TensorList grad_inputs,
+    at::IntArrayRef input_modes, at::TensorList grad_convs) {
+  const char* op = "_cell_node_backward";
+  const auto s = check_cell_node_args(op, inputs, convs, weights, bn_weight, bn_bias, mean, var, batch_stats);
+  check_conv_bias(op, conv_bias, s, inputs[0]);
+  check_views(op, inputs, "inputs");
+  check_views(op, convs, "convs");
+  check_output(op, grad, inputs[0], "grad");
+  TORCH_CHECK(static_cast<int64_t>(grad_inputs.size()) == s.edges && static_cast<int64_t>(input_modes.size()) == s.edges &&
+                  static_cast<int64_t>(grad_convs.size()) == s.branches,
+              op, ": expected ", s.edges, " grad_inputs and input_modes and ", s.branches, " grad_convs");
+  std::vector<at::Tensor> dx;
+  std::vector<bool> accumulate;
+  for (int64_t e = 0; e < s.edges; ++e) {
+    TORCH_CHECK(input_modes[e] >= kSkipGradient && input_modes[e] <= kAddGradient, op, ": bad input mode ",
+                input_modes[e]);
+    if (input_modes[e] != kSkipGradient) check_output(op, grad_inputs[e], inputs[0], "grad_inputs");
+    dx.push_back(input_modes[e] == kSkipGradient ? at::Tensor() : grad_inputs[e]);
+    accumulate.push_back(input_modes[e] == kAddGradient);
+  }
+  for (const auto& t : grad_convs) check_output(op, t, inputs[0], "grad_convs");
+  const auto g = node_backward_cpu(s, grad, operands_of(inputs, convs, conv_bias, weights, bn_weight, bn_bias), mean,
+                                   var, batch_stats, eps, dx, accumulate, grad_convs.vec());
+  return {g.weights, g.bn_weight, g.bn_bias, g.conv_bias};
+}
+
+void relu_backward_add_op(const at::Tensor& dst, const at::Tensor& src, const at::Tensor& add) {
+  TORCH_CHECK(dst.sizes() == src.sizes() && dst.sizes() == add.sizes(),
+              "_relu_backward_add: dst, src and add must have one shape, got ", dst.sizes(), ", ", src.sizes(), ", ",
+              add.sizes());
+  relu_backward_add_cpu(dst, src, add);
+}
 
 }  // namespace
+
+TORCH_LIBRARY_IMPL(nb360, CPU, m) {
+  m.impl("_cell_node_forward", &cell_node_forward_op);
+  m.impl("_cell_node_backward", &cell_node_backward_op);
+  m.impl("_channel_stats", &channel_stats_cpu);
+  m.impl("_relu_backward_add", &relu_backward_add_op);
+}
+
 }  // namespace nb360

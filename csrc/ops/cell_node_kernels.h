@@ -39,14 +39,6 @@ struct NodeOperands {
   std::optional<at::Tensor> bn_weight, bn_bias;  // (2k, C) or none
 };
 
-// Forward: writes the node into `out` (a channels-last view) and, when defined, relu(node) into
-// `relu_out`; returns (mean, var) (2k, C) of the convs (bias included) -- the batch statistics, or
-// the running ones when !batch_stats.
-using NodeForwardFn = std::tuple<at::Tensor, at::Tensor> (*)(
-    const CellNodeShape& s, const NodeOperands& ops, const std::optional<at::Tensor>& running_mean,
-    const std::optional<at::Tensor>& running_var, bool batch_stats, double eps, const at::Tensor& out,
-    const at::Tensor& relu_out);
-
 struct NodeGrads {
   at::Tensor weights;    // (k, 5), weights' dtype
   at::Tensor bn_weight;  // (2k, C), BN parameters' (else the statistics') dtype
@@ -54,33 +46,33 @@ struct NodeGrads {
   at::Tensor conv_bias;  // (2k, C): sum over (n, h, w) of each conv's output gradient
 };
 
+// The node kernels, called through the dispatcher: internal ops registered per device
+// (cell_node_kernels.cpp for the CPU, cuda/cell_node.cu for CUDA; schemas in cell_node.cpp), so the
+// whole-cell op runs on either device and tests can route them to the emulated CUDA device code.
+//
+// Forward: writes the node into `out` (a channels-last view) and, when given, relu(node) into
+// `relu_out`; returns (mean, var) (2k, C) of the convs (bias included) -- the batch statistics, or
+// the given ones (running, or precomputed batch statistics) when !batch_stats.
+std::tuple<at::Tensor, at::Tensor> node_forward(const NodeOperands& ops, const std::optional<at::Tensor>& mean,
+                                                const std::optional<at::Tensor>& var, bool batch_stats, double eps,
+                                                const at::Tensor& out, const std::optional<at::Tensor>& relu_out);
+
+// _cell_node_backward's input_modes, one per incoming edge.
+constexpr int64_t kSkipGradient = 0, kWriteGradient = 1, kAddGradient = 2;
+
 // Backward: writes d out/d inputs[e] into grad_inputs[e] (skipped when undefined; added to its
 // contents when accumulate[e]) and d out/d convs[b] into grad_convs[b] (channels-last views, e.g.
 // slices of one wide gradient buffer); returns the small gradients.
-using NodeBackwardFn = NodeGrads (*)(const CellNodeShape& s, const at::Tensor& grad, const NodeOperands& ops,
-                                     const at::Tensor& mean, const at::Tensor& var, bool batch_stats, double eps,
-                                     const std::vector<at::Tensor>& grad_inputs, const std::vector<bool>& accumulate,
-                                     const std::vector<at::Tensor>& grad_convs);
-
-// dst += (src > 0) * add, elementwise over channels-last tensors of one shape: the ReLU's backward
-// folded into the gradient accumulation of a source node.
-using ReluBackwardAddFn = void (*)(const at::Tensor& dst, const at::Tensor& src, const at::Tensor& add);
+NodeGrads node_backward(const at::Tensor& grad, const NodeOperands& ops, const at::Tensor& mean, const at::Tensor& var,
+                        bool batch_stats, double eps, const std::vector<at::Tensor>& grad_inputs,
+                        const std::vector<bool>& accumulate, const std::vector<at::Tensor>& grad_convs);
 
 // Batch statistics (mean, biased var) of every channel of one channels-last tensor y, of y + bias
 // when bias (C) is given, in the stats dtype: the same values the forward computes for its convs.
-using ChannelStatsFn = std::tuple<at::Tensor, at::Tensor> (*)(const at::Tensor& y,
-                                                             const std::optional<at::Tensor>& bias);
+std::tuple<at::Tensor, at::Tensor> channel_stats(const at::Tensor& y, const std::optional<at::Tensor>& bias);
 
-struct NodeKernels {
-  NodeForwardFn forward = nullptr;
-  NodeBackwardFn backward = nullptr;
-  ReluBackwardAddFn relu_backward_add = nullptr;
-  ChannelStatsFn channel_stats = nullptr;
-};
-
-// The kernels for a device type (TORCH_CHECK fails with a clear message when none are registered).
-const NodeKernels& node_kernels(c10::DeviceType device);
-// Called once by each backend's translation unit at load time.
-void register_node_kernels(c10::DeviceType device, NodeKernels kernels);
+// dst += (src > 0) * add, elementwise over tensors of one shape: the ReLU's backward folded into
+// the gradient accumulation of a source node.
+void relu_backward_add(const at::Tensor& dst, const at::Tensor& src, const at::Tensor& add);
 
 }  // namespace nb360

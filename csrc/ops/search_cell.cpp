@@ -28,13 +28,16 @@
 // its 3x3 kernels (one launch; the GPU default: oneDNN on CPUs computes the zero taps).
 //
 // 1D cells (N, C, L) run as 2D cells of height 1 (3x3 kernels as 1x3).
-// Device-generic: convolutions and GEMMs through ATen, node kernels from the registry
+// Device-generic: convolutions and GEMMs through ATen, node kernels through the dispatcher
 // (cell_node_kernels.h), so the same code serves the CPU and CUDA.
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/graph_task.h>
+#include <torch/csrc/autograd/variable.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <tuple>
@@ -201,7 +204,7 @@ SourceOutputs source_convs(const CellArgs& a, const at::Tensor& r, const SourceK
 NodeOperands target_operands(const CellArgs& a, int t, const std::vector<at::Tensor>& nodes,
                              const std::vector<SourceOutputs>& convs, const at::Tensor& weights,
                              const std::optional<at::Tensor>& conv_bias, const std::optional<at::Tensor>& gamma,
-                             const std::optional<at::Tensor>& beta, CellNodeShape& shape) {
+                             const std::optional<at::Tensor>& beta) {
   const auto& in = topology().in_edges[t];
   const int e0 = in.front(), e1 = in.back() + 1;  // contiguous in EDGES order
   NodeOperands ops;
@@ -216,14 +219,12 @@ NodeOperands target_operands(const CellArgs& a, int t, const std::vector<at::Ten
   ops.conv_bias = branch_rows(conv_bias, e0, e1);
   ops.bn_weight = branch_rows(gamma, e0, e1);
   ops.bn_bias = branch_rows(beta, e0, e1);
-  shape = CellNodeShape{e1 - e0, 2 * (e1 - e0), a.N, a.C, a.H, a.W};
   return ops;
 }
 
 // Batch statistics of every conv branch of source s, into rows b = 2 e + j of branch_mean / branch_var.
 void source_statistics(const CellArgs& a, int s, const SourceOutputs& y, at::TensorList conv_bias,
-                       const NodeKernels& kernels, std::vector<at::Tensor>& branch_mean,
-                       std::vector<at::Tensor>& branch_var) {
+                       std::vector<at::Tensor>& branch_mean, std::vector<at::Tensor>& branch_var) {
   const auto& out = topology().out_edges[s];
   const int64_t k = static_cast<int64_t>(out.size());
   auto biases = [&](int j) -> std::optional<at::Tensor> {
@@ -240,12 +241,12 @@ void source_statistics(const CellArgs& a, int s, const SourceOutputs& y, at::Ten
     }
   };
   if (y.y1.defined()) {
-    scatter(kernels.channel_stats(y.y1, biases(0)), 0, 0);
-    scatter(kernels.channel_stats(y.y3, biases(1)), 1, 0);
+    scatter(channel_stats(y.y1, biases(0)), 0, 0);
+    scatter(channel_stats(y.y3, biases(1)), 1, 0);
   } else {  // single_conv: [1x1 of every edge | 3x3 of every edge]
     std::optional<at::Tensor> bias;
     if (!conv_bias.empty()) bias = at::cat({*biases(0), *biases(1)});
-    const auto stats = kernels.channel_stats(y.y3, bias);
+    const auto stats = channel_stats(y.y3, bias);
     scatter(stats, 0, 0);
     scatter(stats, 1, k);
   }
@@ -257,7 +258,6 @@ std::tuple<at::Tensor, std::vector<at::Tensor>, at::Tensor, at::Tensor> search_c
     bool batch_stats, double eps, bool single_conv) {
   const auto a = check_args("search_cell", x, weights, conv_weight, conv_bias, bn_weight, bn_bias, running_mean,
                             running_var, batch_stats, true);
-  const auto& kernels = node_kernels(x.device().type());
   const auto bias = stack_or_none(conv_bias), gamma = stack_or_none(bn_weight), beta = stack_or_none(bn_bias);
   const auto rmean = stack_or_none(running_mean), rvar = stack_or_none(running_var);
   std::vector<at::Tensor> nodes{channels_last4d(as4d(x))};
@@ -273,10 +273,9 @@ std::tuple<at::Tensor, std::vector<at::Tensor>, at::Tensor, at::Tensor> search_c
   at::Tensor relu = relu_buffer;
   for (int s = 0; s < kNodes - 1; ++s) {
     convs.push_back(source_convs(a, relu, source_kernels(a, conv_weight, s, single_conv)));
-    if (batch_stats) source_statistics(a, s, convs.back(), conv_bias, kernels, branch_mean, branch_var);
+    if (batch_stats) source_statistics(a, s, convs.back(), conv_bias, branch_mean, branch_var);
     const int t = s + 1;
-    CellNodeShape shape{};
-    const auto ops = target_operands(a, t, nodes, convs, weights, bias, gamma, beta, shape);
+    const auto ops = target_operands(a, t, nodes, convs, weights, bias, gamma, beta);
     const auto& in = topology().in_edges[t];
     const int e0 = in.front(), e1 = in.back() + 1;
     const auto mean_t = batch_stats ? at::stack(at::TensorList(branch_mean).slice(2 * e0, 2 * (e1 - e0)))
@@ -287,7 +286,8 @@ std::tuple<at::Tensor, std::vector<at::Tensor>, at::Tensor, at::Tensor> search_c
     relu = t + 1 < kNodes ? relu_buffer : at::Tensor();
     // The statistics are given (batch statistics computed above, or running ones): the node
     // normalises with them either way.
-    auto [mean, var] = kernels.forward(shape, ops, mean_t, var_t, false, eps, out, relu);
+    auto [mean, var] = node_forward(ops, mean_t, var_t, false, eps, out,
+                                    relu.defined() ? std::optional<at::Tensor>(relu) : std::nullopt);
     nodes.push_back(out);
     means.push_back(mean);
     vars.push_back(var);
@@ -299,6 +299,27 @@ std::tuple<at::Tensor, std::vector<at::Tensor>, at::Tensor, at::Tensor> search_c
   }
   auto out = a.one_d ? nodes[3].squeeze(2) : nodes[3];
   return {out, saved, at::cat(means), at::cat(vars)};
+}
+
+// Whether the running backward pass consumes t's gradient. A torch.compile'd graph fixes at trace
+// time which gradients its backward returns (every one its inputs require); this asks the engine at
+// run time instead, so a compiled architecture step (backward(inputs=[alpha])) skips the conv
+// weight gradients too -- they are returned as zeros the engine then discards. True outside an
+// engine run, when the run computes every gradient, or when t's autograd node is unknown.
+bool engine_uses_gradient(const at::Tensor& t) {
+  const auto* exec_info = torch::autograd::get_current_graph_task_exec_info();
+  if (exec_info == nullptr || exec_info->empty() || !t.requires_grad()) return true;
+  torch::autograd::Node* node = nullptr;
+  c10::intrusive_ptr<torch::autograd::Node> accumulator;
+  if (t.is_leaf()) {
+    accumulator = torch::autograd::impl::try_get_grad_accumulator(t);
+    node = accumulator.get();
+  } else {
+    node = t.grad_fn().get();
+  }
+  if (node == nullptr) return true;
+  const auto it = exec_info->find(node);
+  return it != exec_info->end() && it->second.should_execute();
 }
 
 std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>, std::vector<at::Tensor>,
@@ -315,9 +336,12 @@ search_cell_backward_impl(const at::Tensor& grad, const at::Tensor& x, at::Tenso
   const size_t per_source = single_conv ? 1 : 2;
   TORCH_CHECK(saved.size() == 2 + 3 * per_source, "search_cell_backward: expected ", 2 + 3 * per_source,
               " saved tensors (nodes 1, 2 and the conv outputs), got ", saved.size());
-  const bool want_input = output_mask[0], want_conv = output_mask[1];
+  const bool want_input = output_mask[0];
+  // Asked for the conv gradients, but nobody will read them: return zeros of their shapes (see above).
+  const bool unused_conv =
+      output_mask[1] && std::none_of(conv_weight.begin(), conv_weight.end(), engine_uses_gradient);
+  const bool want_conv = output_mask[1] && !unused_conv;
   const bool want_bn = output_mask[2] && !bn_weight.empty();
-  const auto& kernels = node_kernels(x.device().type());
   const auto bias = stack_or_none(conv_bias), gamma = stack_or_none(bn_weight), beta = stack_or_none(bn_bias);
   const std::vector<at::Tensor> nodes{channels_last4d(as4d(x)), saved[0], saved[1]};
   std::vector<SourceOutputs> convs(3), grads(3);
@@ -340,8 +364,7 @@ search_cell_backward_impl(const at::Tensor& grad, const at::Tensor& x, at::Tenso
   std::vector<at::Tensor> g_gamma(3), g_beta(3), g_bias(3);
   std::vector<at::Tensor> g_w3(3), g_w1(3);
   for (int t = kNodes - 1; t >= 1; --t) {
-    CellNodeShape shape{};
-    const auto ops = target_operands(a, t, nodes, convs, weights, bias, gamma, beta, shape);
+    const auto ops = target_operands(a, t, nodes, convs, weights, bias, gamma, beta);
     const auto& in = topology().in_edges[t];
     const int e0 = in.front(), e1 = in.back() + 1;
     std::vector<at::Tensor> dx, dy;
@@ -355,7 +378,7 @@ search_cell_backward_impl(const at::Tensor& grad, const at::Tensor& x, at::Tenso
       dy.push_back(grads[s].conv3(topology().position[e], a.C, k));
     }
     const auto g = t == kNodes - 1 ? channels_last4d(as4d(grad)) : dnodes[t];
-    const auto ng = kernels.backward(shape, g, ops, mean.narrow(0, 2 * e0, 2 * (e1 - e0)),
+    const auto ng = node_backward(g, ops, mean.narrow(0, 2 * e0, 2 * (e1 - e0)),
                                      var.narrow(0, 2 * e0, 2 * (e1 - e0)), batch_stats, eps, dx, accumulate, dy);
     for (int e : in) written[kEdgeNodes[e][0]] = true;
     grad_alpha.narrow(0, e0, e1 - e0).copy_(ng.weights);
@@ -370,7 +393,7 @@ search_cell_backward_impl(const at::Tensor& grad, const at::Tensor& x, at::Tenso
                                                      {1, 1}, false, {0, 0}, 1, {true, false, false}));
       dr = channels_last4d(dr);
       if (kw.w1.defined()) rows_of(dr).addmm_(rows_of(grads[s].y1), kw.w1);
-      kernels.relu_backward_add(dnodes[s], nodes[s], dr);
+      relu_backward_add(dnodes[s], nodes[s], dr);
     }
     if (want_conv) {
       if (!relu_buffer.defined()) relu_buffer = empty_cl4d(nodes[0], a.C);
@@ -406,6 +429,10 @@ search_cell_backward_impl(const at::Tensor& grad, const at::Tensor& x, at::Tenso
       const auto all = at::cat(g_bias).to(conv_bias[0].scalar_type());
       for (int64_t b = 0; b < kBranchesTotal; ++b) grad_conv_bias.push_back(all[b].clone());
     }
+  }
+  if (unused_conv) {
+    for (const auto& w : conv_weight) grad_conv_weight.push_back(at::zeros_like(w, at::MemoryFormat::Contiguous));
+    for (const auto& b : conv_bias) grad_conv_bias.push_back(at::zeros_like(b));
   }
   if (want_bn) {
     const auto gg = at::cat(g_gamma).to(bn_weight[0].scalar_type());
