@@ -33,14 +33,14 @@
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/functions/accumulate_grad.h>
 #include <torch/csrc/autograd/graph_task.h>
-#include <torch/csrc/autograd/variable.h>
 #include <torch/library.h>
 
-#include <algorithm>
 #include <array>
 #include <optional>
 #include <tuple>
+#include <unordered_map>
 #include <vector>
 
 #include "cell_node.h"
@@ -301,25 +301,33 @@ std::tuple<at::Tensor, std::vector<at::Tensor>, at::Tensor, at::Tensor> search_c
   return {out, saved, at::cat(means), at::cat(vars)};
 }
 
-// Whether the running backward pass consumes t's gradient. A torch.compile'd graph fixes at trace
-// time which gradients its backward returns (every one its inputs require); this asks the engine at
-// run time instead, so a compiled architecture step (backward(inputs=[alpha])) skips the conv
-// weight gradients too -- they are returned as zeros the engine then discards. True outside an
-// engine run, when the run computes every gradient, or when t's autograd node is unknown.
-bool engine_uses_gradient(const at::Tensor& t) {
+// Whether the running backward pass consumes the conv kernels' gradients. A torch.compile'd graph
+// fixes at trace time which gradients its backward returns (every one its inputs require); this asks
+// the engine at run time instead, so a compiled architecture step (backward(inputs=[alpha])) skips
+// the conv weight gradients too: they are returned as zeros, which the engine then discards.
+// The kernels are found among the leaves fed by the node being evaluated -- this op's own node in
+// eager mode, the compiled graph's in torch.compile -- by their storage. True (compute) outside an
+// engine run, when the run computes every gradient, and whenever a kernel cannot be identified:
+// inductor's layout optimisation hands the op channels-last copies of some 3x3 kernels, so in a
+// compiled architecture step only the cells whose kernels all arrive as themselves skip the work
+// (benchmarks/RESULTS.md); switching the weights' requires_grad off for the step skips it always.
+bool conv_gradients_consumed(at::TensorList conv_weight) {
   const auto* exec_info = torch::autograd::get_current_graph_task_exec_info();
-  if (exec_info == nullptr || exec_info->empty() || !t.requires_grad()) return true;
-  torch::autograd::Node* node = nullptr;
-  c10::intrusive_ptr<torch::autograd::Node> accumulator;
-  if (t.is_leaf()) {
-    accumulator = torch::autograd::impl::try_get_grad_accumulator(t);
-    node = accumulator.get();
-  } else {
-    node = t.grad_fn().get();
+  if (exec_info == nullptr || exec_info->empty()) return true;
+  const auto node = torch::autograd::get_current_node();
+  if (!node) return true;
+  std::unordered_map<const void*, bool> consumed;  // a leaf's data pointer -> whether its gradient is used
+  for (const auto& edge : node->next_edges()) {
+    auto* accumulate = dynamic_cast<torch::autograd::AccumulateGrad*>(edge.function.get());
+    if (accumulate == nullptr || !accumulate->variable.defined()) continue;
+    const auto it = exec_info->find(accumulate);
+    consumed[accumulate->variable.const_data_ptr()] = it != exec_info->end() && it->second.should_execute();
   }
-  if (node == nullptr) return true;
-  const auto it = exec_info->find(node);
-  return it != exec_info->end() && it->second.should_execute();
+  for (const auto& w : conv_weight) {
+    const auto it = consumed.find(w.const_data_ptr());
+    if (it == consumed.end() || it->second) return true;
+  }
+  return false;
 }
 
 std::tuple<at::Tensor, at::Tensor, std::vector<at::Tensor>, std::vector<at::Tensor>, std::vector<at::Tensor>,
@@ -338,8 +346,7 @@ search_cell_backward_impl(const at::Tensor& grad, const at::Tensor& x, at::Tenso
               " saved tensors (nodes 1, 2 and the conv outputs), got ", saved.size());
   const bool want_input = output_mask[0];
   // Asked for the conv gradients, but nobody will read them: return zeros of their shapes (see above).
-  const bool unused_conv =
-      output_mask[1] && std::none_of(conv_weight.begin(), conv_weight.end(), engine_uses_gradient);
+  const bool unused_conv = output_mask[1] && !conv_gradients_consumed(conv_weight);
   const bool want_conv = output_mask[1] && !unused_conv;
   const bool want_bn = output_mask[2] && !bn_weight.empty();
   const auto bias = stack_or_none(conv_bias), gamma = stack_or_none(bn_weight), beta = stack_or_none(bn_bias);
