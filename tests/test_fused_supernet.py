@@ -1,4 +1,4 @@
-"""The supernet's fused path (nb360.models.fused_cell + nb360::cell_node) against its reference path:
+"""The supernet's fused path (nb360.models.fused_cell + nb360::search_cell) against its reference path:
 forward, loss, every parameter gradient, the architecture gradient, running statistics, 20 training
 steps, eval mode, compile, edge cases. Small supernets on SYNTHETIC data (randn) keep it fast."""
 

@@ -1,48 +1,37 @@
-// cell_node: the fused target node of an NB201 search cell -- schema, argument checks, CPU kernels.
+// cell_node: the fused target node of an NB201 search cell -- schemas, argument checks, the
+// device-generic public ops, and the dispatcher entry points of the node kernels.
 //
-// Fused design (nb360 issue 6).  A DARTS/GAEA supernet cell evaluates, on every edge e = (s -> t),
-//   none(x_s) + skip(x_s) + BN(conv1x1(relu x_s)) + BN(conv3x3(relu x_s)) + avgpool3x3(x_s),
+// Fused design (nb360 issues 6 and 20).  A DARTS/GAEA supernet cell evaluates, on every edge
+// e = (s -> t), none(x_s) + skip(x_s) + BN(conv1x1(relu x_s)) + BN(conv3x3(relu x_s)) + avgpool3x3(x_s),
 // each scaled by its architecture weight w[e, op], and node t is the sum over its incoming edges.
-// nb360 splits this into two kinds of work:
-//
-//  * per SOURCE node s (Python, nb360/models/fused_cell.py): one ReLU shared by all conv ops of all
-//    edges leaving s, and their convolutions through ATen (oneDNN / cuDNN): one 3x3 convolution whose
-//    output channels hold every outgoing edge's 1x1 (centre tap only) and 3x3 kernels ("single", the
-//    GPU default), or on the CPU one 3x3 plus one 1x1 convolution ("by_kernel": oneDNN computes the
-//    zero taps, so "single" costs ~1.8x the conv FLOPs there; see benchmarks/RESULTS.md).  relu(x_s)
-//    is recomputed in backward instead of saved;
-//  * per TARGET node t (this op): one call that batch-normalises every conv branch (batch statistics,
-//    or the running statistics in eval mode), scales each operation by its architecture weight, adds
-//    skip_connect and the 3x3 average pool (count_include_pad=False) of the source nodes and
-//    accumulates all incoming edges into node t.  With k incoming edges:
+// The supernet runs a whole cell as one op (search_cell.cpp: per source node one ReLU and grouped
+// convolutions, per target node one node kernel, one backward); the node kernel is this op:
 //
 //      nb360::cell_node(inputs[k] = x_s, convs[2k] = [y_e,1x1, y_e,3x3]..., weights (k, 5),
 //                       bn_weight?, bn_bias? (2k, C), running_mean?, running_var? (2k, C),
 //                       batch_stats, eps) -> (out, mean (2k, C), var (2k, C))
 //      out = sum_e  w_skip x_e + w_pool avgpool(x_e) + sum_j w_j (gamma_j (y_ej - mu_j) invstd_j + beta_j)
 //
-//    `none` contributes exactly zero (its weight's gradient is 0); k = 1 is a single mixed edge.
-//    Two passes over memory: per-channel statistics, then one elementwise pass that writes node t.
-//    The pool of all edges is taken once, of sum_e w_pool,e x_e (avgpool is linear).
+// It batch-normalises every conv branch (batch statistics, or the running statistics in eval mode),
+// scales each operation by its architecture weight, adds skip_connect and the 3x3 average pool
+// (count_include_pad=False) and sums the incoming edges.  `none` contributes exactly zero (its
+// weight's gradient is 0); k = 1 is a single mixed edge.  Two passes over memory: per-channel
+// statistics, then one elementwise pass; the pool of all edges is taken once, of sum_e w_pool,e x_e.
 //
-// Backward (cell_node_backward) saves nothing of its own: it re-reads the op's inputs (source nodes
-// and conv outputs, which autograd keeps anyway as the convolutions' and the next node's inputs) and
-// the (2k, C) statistics, and recomputes x_hat and the pooled gradient on the fly.  One reduction
-// pass computes per channel sum(g), sum(g (y - mu)) per branch, sum(g x_e) and sum(avgpool^T(g) x_e)
-// per edge; one elementwise pass writes
+// Backward (cell_node_backward) saves nothing of its own: it re-reads the op's inputs and the
+// (2k, C) statistics and recomputes x_hat and the pooled gradient.  One pass computes per channel
+// sum(g), sum(g (y - mu)) per branch, sum(g x_e) and sum(avgpool^T(g) x_e) per edge, and writes
 //      d x_e = w_skip g + w_pool avgpool^T(g)             (avgpool^T: the pool's adjoint)
+// one more writes
 //      d y_b = A g + C1 y_b + C0                          (training-mode BN backward, per channel)
-// and the (2k, C) BN affine gradients and the (k, 5) architecture-weight gradients come from the
-// reduced sums.  The reference path stores, per edge, two ReLU outputs, two conv outputs, two BN
-// outputs, the pool output and the products' operands; the fused cell stores the cell's input and
-// nodes 1-2 and the conv outputs of each source node (6 + 4 + 2 channel blocks of C).
+// and the BN affine and architecture-weight gradients come from the reduced sums.
 //
-// CPU kernels: at::parallel_for over channels (reductions: each channel reduced in a fixed order,
-// lanes flushed to double, so results do not depend on the thread count) and over (n, c) planes
-// (elementwise; each plane stays in L1 while all its terms are accumulated).  Arithmetic in float for
-// half / bfloat16 storage (statistics are float32 then), else in the storage type.  Operands may be
-// channel slices of a wider tensor (any batch stride); other layouts (channels-last) are copied to
-// NCHW first.  CUDA kernels: csrc/ops/cuda/cell_node_kernel.cu (same math, same determinism).
+// Kernels: channels-last (cell_node_kernels.cpp for the CPU, cuda/cell_node_kernel.cu for CUDA),
+// reached through internal ops (_cell_node_forward, _cell_node_backward, _channel_stats,
+// _relu_backward_add) that also take what the whole cell needs: conv biases added on read, relu(node)
+// written beside the node, input gradients accumulated in place.  Results are deterministic and, on
+// the CPU, independent of the thread count.  The public ops copy other layouts to channels-last and
+// return their first input's layout.
 #include "cell_node.h"
 #include "cell_node_kernels.h"
 

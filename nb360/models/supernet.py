@@ -11,10 +11,10 @@ to exclude `none` (AutoDL keeps it; GAEA/NASLib exclude it).
 `forward(x, weights=None)` takes optional architecture weights (any (6, 5) tensor: one-hot,
 Gumbel hard weights, GAEA's simplex weights) so every search method can drive the same network.
 The per-node computation lives in `SearchCell.compute_node` (the reference path). With `fused=True`
-(the default where nb360's `cell_node` kernels exist for the input's device) each cell runs through
-`nb360.models.fused_cell` instead: one ReLU and one convolution per source node and one fused
-`nb360::cell_node` op per target node, with the same parameters, buffers and values; `fused=False`
-keeps the plain-PyTorch reference path for checking.
+(the default where nb360's fused kernels exist for the input's device) each cell runs through
+`nb360.models.fused_cell` instead: the whole cell as one `nb360::search_cell` op (one ReLU and
+grouped convolutions per source node, one fused node kernel per target node, channels-last), with
+the same parameters, buffers and values; `fused=False` keeps the plain-PyTorch reference path.
 """
 
 from __future__ import annotations

@@ -17,9 +17,11 @@ parameters and the architecture weights, from a reduction pass and an elementwis
 recompute x_hat and the pooled gradient instead of saving them. Design notes: csrc/ops/cell_node.cpp.
 
 Inputs: (N, C, H, W) or (N, C, L) tensors of float32/float64, or float16/bfloat16 storage with float32
-arithmetic and statistics (CPU and CUDA); conv outputs may be channel slices of one wider tensor
-(read in place); other layouts (channels-last) are accepted and copied to NCHW. Results are
-deterministic and, on the CPU, independent of the thread count.
+arithmetic and statistics (CPU and CUDA). The kernels run channels-last: channels-last operands,
+also channel slices of a wider channels-last conv output, are read in place, other layouts copied;
+outputs take the first input's layout (`prefers_channels_last`). Results are deterministic and, on
+the CPU, independent of the thread count. The supernet runs whole cells through
+`nb360.ops.search_cell`, which calls these kernels per target node.
 
 `cell_node_reference` is the plain-PyTorch oracle (AutoDL's ops, term by term) the tests compare against.
 No double backward: DARTS' second-order step uses finite differences, which only needs first gradients
