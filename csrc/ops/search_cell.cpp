@@ -31,12 +31,14 @@
 // Device-generic: convolutions and GEMMs through ATen, node kernels through the dispatcher
 // (cell_node_kernels.h), so the same code serves the CPU and CUDA.
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/csrc/autograd/custom_function.h>
 #include <torch/csrc/autograd/functions/accumulate_grad.h>
 #include <torch/csrc/autograd/graph_task.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <array>
 #include <optional>
 #include <tuple>
@@ -81,6 +83,51 @@ at::Tensor channels_last4d(const at::Tensor& t) { return t.contiguous(at::Memory
 at::Tensor rows_of(const at::Tensor& t) { return t.permute({0, 2, 3, 1}).reshape({-1, t.size(1)}); }
 at::Tensor from_rows(const at::Tensor& rows, int64_t N, int64_t H, int64_t W) {
   return rows.view({N, H, W, rows.size(1)}).permute({0, 3, 1, 2});
+}
+
+// ---------------------------------------------------------------- the 1x1 convolutions as GEMMs
+//
+// In NHWC a 1x1 convolution is a GEMM over the N*H*W pixel rows, (P, C) x (C, k C): faster than
+// oneDNN's 1x1 convolution here (no layout handling). These GEMMs are skinny (K, N <= 3 C), and BLAS's
+// own threading of them loses on two threads (the weight gradient splits the P-long reduction), so
+// they run on fixed row blocks over at::parallel_for, each block single-threaded: the same calls for
+// any thread count, so the results do not depend on it either.
+constexpr int64_t kGemmBlocks = 16;
+
+int64_t gemm_block_rows(int64_t P) { return std::max<int64_t>(256, (P + kGemmBlocks - 1) / kGemmBlocks); }
+
+// out = a @ b, or out += a @ b; a (P, K), b (K, M), out (P, M) with contiguous rows.
+void gemm_rows(const at::Tensor& a, const at::Tensor& b, const at::Tensor& out, bool accumulate) {
+  const int64_t P = a.size(0), rows = gemm_block_rows(P);
+  const int64_t blocks = (P + rows - 1) / rows;
+  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t i = b0; i < b1; ++i) {
+      const int64_t r0 = i * rows, n = std::min(rows, P - r0);
+      auto o = out.narrow(0, r0, n);  // a view: written in place
+      if (accumulate) {
+        o.addmm_(a.narrow(0, r0, n), b);
+      } else {
+        at::mm_out(o, a.narrow(0, r0, n), b);
+      }
+    }
+  });
+}
+
+// a^T @ b over the P rows of a (P, M) and b (P, K): per-block products added in block order.
+at::Tensor gemm_reduce_rows(const at::Tensor& a, const at::Tensor& b) {
+  const int64_t P = a.size(0), rows = gemm_block_rows(P);
+  const int64_t blocks = (P + rows - 1) / rows;
+  auto partial = at::empty({blocks, a.size(1), b.size(1)}, a.options());
+  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    for (int64_t i = b0; i < b1; ++i) {
+      const int64_t r0 = i * rows, n = std::min(rows, P - r0);
+      auto slot = partial[i];
+      at::mm_out(slot, a.narrow(0, r0, n).t(), b.narrow(0, r0, n));
+    }
+  });
+  auto total = partial[0].clone();
+  for (int64_t i = 1; i < blocks; ++i) total.add_(partial[i]);
+  return total;
 }
 
 at::Tensor empty_cl4d(const at::Tensor& like, int64_t channels) {
@@ -196,7 +243,11 @@ struct SourceOutputs {
 SourceOutputs source_convs(const CellArgs& a, const at::Tensor& r, const SourceKernels& k) {
   SourceOutputs out;
   out.y3 = channels_last4d(at::convolution(r, k.w3, std::nullopt, {1, 1}, a.padding, {1, 1}, false, {0, 0}, 1));
-  if (k.w1.defined()) out.y1 = from_rows(at::mm(rows_of(r), k.w1.t()), a.N, a.H, a.W);
+  if (k.w1.defined()) {
+    auto rows = at::empty({a.N * a.H * a.W, k.w1.size(0)}, r.options());
+    gemm_rows(rows_of(r), k.w1.t(), rows, false);
+    out.y1 = from_rows(rows, a.N, a.H, a.W);
+  }
   return out;
 }
 
@@ -399,7 +450,7 @@ search_cell_backward_impl(const at::Tensor& grad, const at::Tensor& x, at::Tenso
       auto dr = std::get<0>(at::convolution_backward(grads[s].y3, nodes[s], kw.w3, std::nullopt, {1, 1}, a.padding,
                                                      {1, 1}, false, {0, 0}, 1, {true, false, false}));
       dr = channels_last4d(dr);
-      if (kw.w1.defined()) rows_of(dr).addmm_(rows_of(grads[s].y1), kw.w1);
+      if (kw.w1.defined()) gemm_rows(rows_of(grads[s].y1), kw.w1, rows_of(dr), true);
       relu_backward_add(dnodes[s], nodes[s], dr);
     }
     if (want_conv) {
@@ -407,7 +458,7 @@ search_cell_backward_impl(const at::Tensor& grad, const at::Tensor& x, at::Tenso
       const auto& r = at::clamp_min_out(relu_buffer, nodes[s], 0);
       g_w3[s] = std::get<1>(at::convolution_backward(grads[s].y3, r, kw.w3, std::nullopt, {1, 1}, a.padding, {1, 1},
                                                      false, {0, 0}, 1, {false, true, false}));
-      if (kw.w1.defined()) g_w1[s] = at::mm(rows_of(grads[s].y1).t(), rows_of(r));
+      if (kw.w1.defined()) g_w1[s] = gemm_reduce_rows(rows_of(grads[s].y1), rows_of(r));
     }
   }
   at::Tensor grad_x = want_input ? (a.one_d ? dnodes[0].squeeze(2) : dnodes[0]) : at::empty({0}, x.options());
