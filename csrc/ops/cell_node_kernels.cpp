@@ -165,6 +165,37 @@ inline NB360_INLINE void row_box3(const A* __restrict in, A* __restrict out, int
   for (int64_t i = WC - C; i < WC; ++i) out[i] = in[i - C] + in[i];
 }
 
+// The 3x3 box sums of an image, row by row: a ring of three horizontally summed rows, so every
+// input row is read and summed once; row h's box sums are up(h) + mid(h) + down(h) (missing
+// neighbours at the borders read a zero row). fill(r) writes input row r into input().
+template <typename A>
+struct PoolRing {
+  int64_t H, W, C;
+  std::vector<A> buf;  // [input row | ring 0 | ring 1 | ring 2 | zero row]
+  PoolRing(int64_t H_, int64_t W_, int64_t C_) : H(H_), W(W_), C(C_), buf(static_cast<size_t>(5 * W_ * C_), A(0)) {}
+  A* input() { return buf.data(); }
+  A* slot(int64_t r) { return buf.data() + (1 + r % 3) * W * C; }
+  const A* zeros() { return buf.data() + 4 * W * C; }
+  template <typename Fill>
+  NB360_INLINE void load(int64_t r, Fill& fill) {
+    fill(r);
+    row_box3(input(), slot(r), W, C);
+  }
+  // Before output row h: rows h - 1 .. h + 1 are in the ring.
+  template <typename Fill>
+  NB360_INLINE void before_row(int64_t h, Fill& fill) {
+    if (h == 0) {
+      load(0, fill);
+      if (H > 1) load(1, fill);
+    } else if (h + 1 < H) {
+      load(h + 1, fill);
+    }
+  }
+  const A* up(int64_t h) { return h > 0 ? slot(h - 1) : zeros(); }
+  const A* mid(int64_t h) { return slot(h); }
+  const A* down(int64_t h) { return h + 1 < H ? slot(h + 1) : zeros(); }
+};
+
 // ---------------------------------------------------------------- lanes
 
 // The arithmetic on a run of a pixel's channels. float / double storage with a multiple of 16
@@ -362,16 +393,14 @@ NB360_CPU_CLONES void forward_images(const ForwardArgs<T>& a, int64_t n0, int64_
   const CellNodeShape& s = *a.s;
   const int64_t C = kC > 0 ? kC : s.C, H = s.H, W = s.W, WC = W * C;
   const int64_t edges = s.edges, branches = s.branches;
-  std::vector<A> buf(static_cast<size_t>(5 * WC), A(0));
-  A* z = buf.data();
-  A* ring[3] = {z + WC, z + 2 * WC, z + 3 * WC};
-  const A* zeros = z + 4 * WC;  // stays zero: the missing neighbour row at the borders
+  PoolRing<A> pool(H, W, C);
+  A* z = pool.input();
   std::vector<A> inv_cols(W);
   for (int64_t w = 0; w < W; ++w) inv_cols[w] = A(1) / static_cast<A>(taps(w, W));
   const A* B = a.B.data();
   const A* coefs = a.A.data();
   for (int64_t n = n0; n < n1; ++n) {
-    auto pool_row = [&](int64_t r) NB360_INLINE {  // ring[r % 3] = horizontal 3-sums of sum_e w_pool,e x_e on row r
+    auto pool_row = [&](int64_t r) NB360_INLINE {  // input row r of the pool: sum_e w_pool,e x_e
       for (int64_t w = 0; w < W; ++w) {
         for (int64_t c0 = 0; c0 < C; c0 += Vb) {
           const int64_t nl = kVec ? NL : std::min<int64_t>(Vb, C - c0);
@@ -387,15 +416,12 @@ NB360_CPU_CLONES void forward_images(const ForwardArgs<T>& a, int64_t n0, int64_
           for (int64_t l = 0; l < nl; ++l) LT::put(z + w * C + c0 + l * LW, v[l]);
         }
       }
-      row_box3(z, ring[r % 3], W, C);
     };
-    pool_row(0);
-    if (H > 1) pool_row(1);
     for (int64_t h = 0; h < H; ++h) {
-      if (h >= 1 && h + 1 < H) pool_row(h + 1);
-      const A* __restrict up = h > 0 ? ring[(h - 1) % 3] : zeros;
-      const A* __restrict mid = ring[h % 3];
-      const A* __restrict down = h + 1 < H ? ring[(h + 1) % 3] : zeros;
+      pool.before_row(h, pool_row);
+      const A* __restrict up = pool.up(h);
+      const A* __restrict mid = pool.mid(h);
+      const A* __restrict down = pool.down(h);
       const A inv_row = A(1) / static_cast<A>(taps(h, H));
       for (int64_t w = 0; w < W; ++w) {
         const int64_t q = h * W + w;
@@ -536,11 +562,10 @@ NB360_CPU_CLONES void backward_sum_images(const BackwardArgs<T>& a, double* part
   const CellNodeShape& s = *a.s;
   const int64_t C = kC > 0 ? kC : s.C, H = s.H, W = s.W, WC = W * C;
   const SumRows rows(s);
-  std::vector<A> buf(static_cast<size_t>(6 * WC), A(0));
-  A* scaled = buf.data();
-  A* ring[3] = {scaled + WC, scaled + 2 * WC, scaled + 3 * WC};
-  A* gp = scaled + 4 * WC;
-  const A* zeros = scaled + 5 * WC;
+  PoolRing<A> pool(H, W, C);
+  A* scaled = pool.input();
+  std::vector<A> gp_row(static_cast<size_t>(WC));
+  A* gp = gp_row.data();
   std::vector<A> inv_cols(W);
   for (int64_t w = 0; w < W; ++w) inv_cols[w] = A(1) / static_cast<A>(taps(w, W));
   Lanes<A> lanes(rows.count, C);
@@ -554,7 +579,7 @@ NB360_CPU_CLONES void backward_sum_images(const BackwardArgs<T>& a, double* part
   };
   for (int64_t n = n0; n < n1; ++n) {
     lanes.start_image();
-    auto grad_row = [&](int64_t r) NB360_INLINE {  // ring[r % 3] = horizontal 3-sums of g / taps on row r
+    auto grad_row = [&](int64_t r) NB360_INLINE {  // input row r of the pool: g / taps (avgpool's adjoint)
       const A inv_row = A(1) / static_cast<A>(taps(r, H));
       for (int64_t w = 0; w < W; ++w) {
         const T* __restrict g = a.grad.at(n, r * W + w);
@@ -562,16 +587,13 @@ NB360_CPU_CLONES void backward_sum_images(const BackwardArgs<T>& a, double* part
         A* __restrict o = scaled + w * C;
         for (int64_t c = 0; c < C; ++c) o[c] = static_cast<A>(g[c]) * inv;
       }
-      row_box3(scaled, ring[r % 3], W, C);
     };
-    grad_row(0);
-    if (H > 1) grad_row(1);
     for (int64_t h = 0; h < H; ++h) {
-      if (h >= 1 && h + 1 < H) grad_row(h + 1);
+      pool.before_row(h, grad_row);
       {
-        const A* __restrict up = h > 0 ? ring[(h - 1) % 3] : zeros;
-        const A* __restrict mid = ring[h % 3];
-        const A* __restrict down = h + 1 < H ? ring[(h + 1) % 3] : zeros;
+        const A* __restrict up = pool.up(h);
+        const A* __restrict mid = pool.mid(h);
+        const A* __restrict down = pool.down(h);
         for (int64_t i = 0; i < WC; ++i) gp[i] = up[i] + mid[i] + down[i];
       }
       const int64_t q0 = h * W;
