@@ -191,28 +191,34 @@ class EmulatedKernels:
     def cell_node_backward_into(self, grad, inputs, convs, conv_bias, weights, gamma, beta, mean, var,
                                 batch_stats: bool, eps: float, grad_inputs, input_modes, grad_convs,
                                 order: int = ASCENDING):
-        """nb360::_cell_node_backward through the CUDA launcher: writes the activation gradients in place,
-        returns (grad_weights, grad_gamma, grad_beta, grad_conv_bias)."""
+        """nb360::_cell_node_backward through the CUDA launcher: writes the activation gradients in place (an
+        entry of no elements is skipped), returns (grad_weights, grad_gamma, grad_beta, grad_conv_bias,
+        coefficients)."""
         acc = _acc(inputs[0].dtype)
         w, g, b, bias = [None if t is None else t.to(acc).contiguous() for t in (weights, gamma, beta, conv_bias)]
         C = inputs[0].shape[1]
         grad_w = torch.empty(len(inputs), 5, dtype=acc)
         grad_gamma, grad_beta, grad_bias = (torch.empty(len(convs), C, dtype=acc) for _ in range(3))
+        coefficients = torch.empty(3, len(convs), C, dtype=acc)
         live = [t if m else inputs[0] for t, m in zip(grad_inputs, input_modes)]  # skipped ones are not read
+        skipped = [t.numel() == 0 and inputs[0].numel() > 0 for t in grad_convs]
+        written = [inputs[0] if s else t for t, s in zip(grad_convs, skipped)]
+        conv_ptrs = (ctypes.c_void_p * len(written))(*[None if s else t.data_ptr() for t, s in zip(written, skipped)])
         code = self.lib.emu_cell_node_backward(
             ctypes.c_int(order), ctypes.c_int(DTYPES[inputs[0].dtype]), ctypes.c_int(len(inputs)),
             _int64s(_shape4(inputs[0])), _pointers(inputs), _all_strides(inputs), _pointers(convs),
-            _all_strides(convs), _ptr(bias), ctypes.c_int(int(C > 1 and grad_convs[0].stride(1) == 1)), _ptr(w),
+            _all_strides(convs), _ptr(bias), ctypes.c_int(int(C > 1 and written[0].stride(1) == 1)), _ptr(w),
             _ptr(g), _ptr(b), ctypes.c_int(int(batch_stats)), ctypes.c_double(eps), _ptr(grad),
             _int64s(_strides(grad)), _ptr(mean.to(acc).contiguous()), _ptr(var.to(acc).contiguous()),
             _pointers(live), _all_strides(live), (ctypes.c_int * len(input_modes))(*input_modes),
-            _pointers(grad_convs), _all_strides(grad_convs), _ptr(grad_w), _ptr(grad_gamma), _ptr(grad_beta),
-            _ptr(grad_bias))
+            conv_ptrs, _all_strides(written), _ptr(grad_w), _ptr(grad_gamma), _ptr(grad_beta),
+            _ptr(grad_bias), _ptr(coefficients))
         self._check(code, "cell_node_backward")
         # As the glue: the small gradients in the dtype of what they are gradients of.
         bn_dtype = gamma.dtype if gamma is not None else mean.dtype
         bias_dtype = conv_bias.dtype if conv_bias is not None else mean.dtype
-        return grad_w.to(weights.dtype), grad_gamma.to(bn_dtype), grad_beta.to(bn_dtype), grad_bias.to(bias_dtype)
+        return (grad_w.to(weights.dtype), grad_gamma.to(bn_dtype), grad_beta.to(bn_dtype), grad_bias.to(bias_dtype),
+                coefficients)
 
     def channel_stats(self, y, bias=None, order: int = ASCENDING):
         """nb360::_channel_stats through the CUDA launcher: (mean, var) of every channel of y (+ bias)."""
@@ -252,7 +258,7 @@ class EmulatedKernels:
         """cell_node backward through the CUDA launcher: (grad_inputs, grad_convs, grad_w, grad_gamma, grad_beta)."""
         grad_x = [empty_channels_last(xs[0]) for _ in xs]
         grad_y = [empty_channels_last(xs[0]) for _ in ys]
-        gw, gg, gb, _ = self.cell_node_backward_into(as_channels_last_view(grad), [as_channels_last_view(x) for x in xs],
+        gw, gg, gb, _, _ = self.cell_node_backward_into(as_channels_last_view(grad), [as_channels_last_view(x) for x in xs],
                                                      [as_channels_last_view(y) for y in ys], None, weights, gamma, beta,
                                                      mean, var, batch_stats, eps, grad_x, [1] * len(xs), grad_y,
                                                      order=order)

@@ -247,6 +247,7 @@ def test_internal_node_ops_match_the_cpu_kernels(emulated, layout, batch_stats) 
         a.copy_(s0)
         b.copy_(s0)
     gy, gy_want = [new(xs[0]) for _ in ys], [cuda_emulator.empty_channels_last(xs[0]) for _ in ys]
+    gy[2] = gy_want[2] = torch.empty(0, dtype=torch.float64)  # skipped: search_cell forms it from the coefficients
     small = emulated.cell_node_backward_into(grad.clone(), xs, ys, bias, w, gamma, beta, got[0], got[1], batch_stats,
                                              1e-5, gx, modes, gy)
     small_want = torch.ops.nb360._cell_node_backward(cuda_emulator.as_channels_last_view(grad), cl_xs, cl_ys, bias, w,
@@ -254,6 +255,14 @@ def test_internal_node_ops_match_the_cpu_kernels(emulated, layout, batch_stats) 
                                                      modes, gy_want)
     for g, r in zip((*small, *gx, *gy), (*small_want, *gx_want, *gy_want)):
         torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10)
+    # The coefficients give the skipped branch's gradient: A g + C1 y + C0.
+    coef = small[4][:, 2].reshape(3, 1, -1, 1, 1)
+    formed = coef[0] * grad + coef[1] * ys[2] + coef[2]
+    written = [cuda_emulator.empty_channels_last(xs[0]) for _ in ys]
+    torch.ops.nb360._cell_node_backward(cuda_emulator.as_channels_last_view(grad), cl_xs, cl_ys, bias, w, gamma, beta,
+                                        want[0], want[1], batch_stats, 1e-5,
+                                        [cuda_emulator.empty_channels_last(xs[0]) for _ in range(k)], [1] * k, written)
+    torch.testing.assert_close(formed, written[2], rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(gx[2], start[2], rtol=0, atol=0)  # skipped: untouched
 
 

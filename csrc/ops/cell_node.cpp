@@ -184,7 +184,7 @@ using NodeForwardOp = std::tuple<at::Tensor, at::Tensor>(
     at::TensorList, at::TensorList, const std::optional<at::Tensor>&, const at::Tensor&,
     const std::optional<at::Tensor>&, const std::optional<at::Tensor>&, const std::optional<at::Tensor>&,
     const std::optional<at::Tensor>&, bool, double, const at::Tensor&, const std::optional<at::Tensor>&);
-using NodeBackwardOp = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
+using NodeBackwardOp = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
     const at::Tensor&, at::TensorList, at::TensorList, const std::optional<at::Tensor>&, const at::Tensor&,
     const std::optional<at::Tensor>&, const std::optional<at::Tensor>&, const at::Tensor&, const at::Tensor&, bool,
     double, at::TensorList, at::IntArrayRef, at::TensorList);
@@ -211,14 +211,17 @@ NodeGrads node_backward(const at::Tensor& grad, const NodeOperands& ops, const a
                         const std::vector<bool>& accumulate, const std::vector<at::Tensor>& grad_convs) {
   static const auto op = internal_op<NodeBackwardOp>("nb360::_cell_node_backward");
   std::vector<int64_t> modes;
-  std::vector<at::Tensor> targets;
+  std::vector<at::Tensor> targets, conv_targets;
+  const auto none = at::empty({0}, grad.options());  // a skipped gradient
   for (size_t e = 0; e < grad_inputs.size(); ++e) {
     modes.push_back(!grad_inputs[e].defined() ? kSkipGradient : accumulate[e] ? kAddGradient : kWriteGradient);
-    targets.push_back(grad_inputs[e].defined() ? grad_inputs[e] : at::empty({0}, grad.options()));
+    targets.push_back(grad_inputs[e].defined() ? grad_inputs[e] : none);
   }
-  auto [w, gamma, beta, bias] = op.call(grad, ops.inputs, ops.convs, ops.conv_bias, ops.weights, ops.bn_weight,
-                                        ops.bn_bias, mean, var, batch_stats, eps, targets, modes, grad_convs);
-  return {w, gamma, beta, bias};
+  for (const auto& t : grad_convs) conv_targets.push_back(t.defined() ? t : none);
+  auto [w, gamma, beta, bias, coefficients] =
+      op.call(grad, ops.inputs, ops.convs, ops.conv_bias, ops.weights, ops.bn_weight, ops.bn_bias, mean, var,
+              batch_stats, eps, targets, modes, conv_targets);
+  return {w, gamma, beta, bias, coefficients};
 }
 
 std::tuple<at::Tensor, at::Tensor> channel_stats(const at::Tensor& y, const std::optional<at::Tensor>& bias) {
@@ -240,7 +243,9 @@ TORCH_LIBRARY_FRAGMENT(nb360, m) {
       "Tensor? bn_bias, Tensor mean, Tensor var, bool batch_stats, float eps) "
       "-> (Tensor[], Tensor[], Tensor, Tensor, Tensor)");
   // Internal: the node kernels themselves, writing into given channels-last views (cell_node_kernels.h).
-  // Called from C++ only (the public ops above and search_cell), never traced.
+  // Called from C++ only (the public ops above and search_cell), never traced. A grad_inputs or
+  // grad_convs entry of no elements is skipped; the last output holds the (3, 2k, C) coefficients of
+  // d convs = A g + C1 convs + C0.
   m.def(
       "_cell_node_forward(Tensor[] inputs, Tensor[] convs, Tensor? conv_bias, Tensor weights, Tensor? bn_weight, "
       "Tensor? bn_bias, Tensor? mean, Tensor? var, bool batch_stats, float eps, Tensor(a!) out, "
@@ -248,7 +253,8 @@ TORCH_LIBRARY_FRAGMENT(nb360, m) {
   m.def(
       "_cell_node_backward(Tensor grad, Tensor[] inputs, Tensor[] convs, Tensor? conv_bias, Tensor weights, "
       "Tensor? bn_weight, Tensor? bn_bias, Tensor mean, Tensor var, bool batch_stats, float eps, "
-      "Tensor(a!)[] grad_inputs, int[] input_modes, Tensor(b!)[] grad_convs) -> (Tensor, Tensor, Tensor, Tensor)");
+      "Tensor(a!)[] grad_inputs, int[] input_modes, Tensor(b!)[] grad_convs) "
+      "-> (Tensor, Tensor, Tensor, Tensor, Tensor)");
   m.def("_channel_stats(Tensor y, Tensor? bias) -> (Tensor, Tensor)");
   m.def("_relu_backward_add(Tensor(a!) dst, Tensor src, Tensor add) -> ()");
 }

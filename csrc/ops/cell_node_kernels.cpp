@@ -7,7 +7,8 @@
 // neighbouring pixel vectors -- no per-plane overhead on the small 8x8 planes of the last stage.
 //
 // Work is split over images (at::parallel_for). Reductions keep per-image partial sums (float lanes
-// flushed to double every ~1024 values) and add the images in order, so results are identical for
+// flushed to double every 32 values: float32 error no larger than ATen's own reductions) and add the
+// images in order, so results are identical for
 // any thread count. Arithmetic is in float for half / bfloat16 storage, else in the storage type.
 #include "cell_node_kernels.h"
 
@@ -80,7 +81,7 @@ template <typename T>
 using acc_t = at::opmath_type<T>;
 
 // Values per channel summed in float lanes before they are flushed to double.
-constexpr int64_t kFlushEvery = 1024;
+constexpr int64_t kFlushEvery = 32;
 // Elements below which a parallel loop stays on one thread (ATen's at::internal::GRAIN_SIZE).
 constexpr int64_t kGrainSize = 32768;
 
@@ -661,6 +662,7 @@ NB360_CPU_CLONES void backward_conv_images(const BackwardArgs<T>& a, int64_t n0,
         const T* __restrict g = a.grad.at(n, q) + c0;
         for (int64_t l = 0; l < nl; ++l) gv[l] = LT::load(g + l * LW);
         for (int64_t b = 0; b < s.branches; ++b) {
+          if (a.dy[b].ptr == nullptr) continue;  // formed by the caller from the coefficients
           const int64_t k = b * C + c0;
           const T* __restrict y = a.ys[b].at(n, q) + c0;
           T* __restrict d = a.dy[b].at(n, q) + c0;
@@ -688,6 +690,8 @@ NodeGrads node_backward_cpu(const CellNodeShape& s, const at::Tensor& grad, cons
   const size_t nbc = static_cast<size_t>(s.branches * C);
   const SumRows rows(s);
   std::vector<double> gw(static_cast<size_t>(s.edges * kCellNodeOps), 0.0), ggamma(nbc), gbeta(nbc), gbias(nbc);
+  const auto acc_dtype = cell_node_stats_dtype(grad.scalar_type());
+  auto coefficients = at::empty({3, s.branches, C}, at::TensorOptions().dtype(acc_dtype));
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, grad.scalar_type(), "cell_node_backward_cpu", [&] {
     using Acc = acc_t<scalar_t>;
     BackwardArgs<scalar_t> a;
@@ -753,8 +757,15 @@ NodeGrads node_backward_cpu(const CellNodeShape& s, const at::Tensor& grad, cons
       gw[e * kCellNodeOps + kOpSkip] = skip;
       gw[e * kCellNodeOps + kOpPool] = pool;
     }
+    {
+      Acc* coef = coefficients.mutable_data_ptr<Acc>();
+      std::copy(a.A.begin(), a.A.end(), coef);
+      std::copy(a.C1.begin(), a.C1.end(), coef + nbc);
+      std::copy(a.C0.begin(), a.C0.end(), coef + 2 * nbc);
+    }
     if (grad.numel() > 0) {
-      for (const auto& t : grad_convs) a.dy.push_back(out_view<scalar_t>(t));
+      for (const auto& t : grad_convs)
+        a.dy.push_back(t.defined() ? out_view<scalar_t>(t) : View<scalar_t>{nullptr, 0, 0});
       at::parallel_for(0, s.N, image_grain(s, 3 * s.branches), [&](int64_t n0, int64_t n1) {
         with_layout<scalar_t>(C, [&](auto kc, auto vec) {
           backward_conv_images<scalar_t, decltype(kc)::value, decltype(vec)::value>(a, n0, n1);
@@ -765,6 +776,7 @@ NodeGrads node_backward_cpu(const CellNodeShape& s, const at::Tensor& grad, cons
   const auto bn_dtype = ops.bn_weight.has_value() ? ops.bn_weight->scalar_type() : mean_t.scalar_type();
   const auto bias_dtype = ops.conv_bias.has_value() ? ops.conv_bias->scalar_type() : mean_t.scalar_type();
   NodeGrads out;
+  out.dy_coefficients = coefficients;
   out.weights = tensor_from(gw, {s.edges, kCellNodeOps}, ops.weights.scalar_type());
   out.bn_weight = tensor_from(ggamma, {s.branches, C}, bn_dtype);
   out.bn_bias = tensor_from(gbeta, {s.branches, C}, bn_dtype);
@@ -800,6 +812,35 @@ void relu_backward_add_cpu(const at::Tensor& dst, const at::Tensor& src, const a
     at::parallel_for(0, dst.numel(), kGrainSize,
                      [&](int64_t i0, int64_t i1) { relu_backward_add_range<scalar_t>(d, s, a, i0, i1); });
   });
+}
+
+// ---------------------------------------------------------------- 1x1 output gradients, deferred
+
+template <typename T, int kC, bool kVec>
+NB360_CPU_CLONES void conv1x1_output_grad_rows_impl(T* __restrict out, const T* const* g, const T* __restrict y1,
+                                                    const acc_t<T>* __restrict coef, int64_t rows, int64_t edges,
+                                                    int64_t C_, int64_t out_stride, const int64_t* g_stride,
+                                                    int64_t y_stride) {
+  using LT = Lane<T, kVec>;
+  using L = typename LT::type;
+  constexpr int64_t Vb = kBlockOf<kC>, LW = LT::width, NL = kLanesOf<LT, kC>;
+  const int64_t C = kC > 0 ? kC : C_, kCe = edges * C;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t e = 0; e < edges; ++e) {
+      const T* __restrict gr = g[e] + r * g_stride[e];
+      const T* __restrict yr = y1 + r * y_stride + e * C;
+      T* __restrict o = out + r * out_stride + e * C;
+      for (int64_t c0 = 0; c0 < C; c0 += Vb) {
+        const int64_t nl = kVec ? NL : std::min<int64_t>(Vb, C - c0);
+        for (int64_t l = 0; l < nl; ++l) {
+          const int64_t i = e * C + c0 + l * LW;
+          LT::store(o + c0 + l * LW, LT::get(coef + i) * LT::load(gr + c0 + l * LW) +
+                                         LT::get(coef + kCe + i) * LT::load(yr + c0 + l * LW) +
+                                         LT::get(coef + 2 * kCe + i));
+        }
+      }
+    }
+  }
 }
 
 // ---------------------------------------------------------------- the internal ops' CPU kernels
@@ -849,7 +890,7 @@ std::tuple<at::Tensor, at::Tensor> cell_node_forward_op(
                           batch_stats, eps, out, relu_out.value_or(at::Tensor()));
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> cell_node_backward_op(
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> cell_node_backward_op(
     const at::Tensor& grad, at::TensorList inputs, at::TensorList convs, const std::optional<at::Tensor>& conv_bias,
     const at::Tensor& weights, const std::optional<at::Tensor>& bn_weight, const std::optional<at::Tensor>& bn_bias,
     const at::Tensor& mean, const at::Tensor& var, bool batch_stats, double eps, at::TensorList grad_inputs,
@@ -872,10 +913,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> cell_node_backward_op
     dx.push_back(input_modes[e] == kSkipGradient ? at::Tensor() : grad_inputs[e]);
     accumulate.push_back(input_modes[e] == kAddGradient);
   }
-  for (const auto& t : grad_convs) check_output(op, t, inputs[0], "grad_convs");
+  std::vector<at::Tensor> dy;
+  for (const auto& t : grad_convs) {
+    if (t.numel() == 0 && inputs[0].numel() > 0) {  // skipped: the caller forms it from the coefficients
+      dy.emplace_back();
+      continue;
+    }
+    check_output(op, t, inputs[0], "grad_convs");
+    dy.push_back(t);
+  }
   const auto g = node_backward_cpu(s, grad, operands_of(inputs, convs, conv_bias, weights, bn_weight, bn_bias), mean,
-                                   var, batch_stats, eps, dx, accumulate, grad_convs.vec());
-  return {g.weights, g.bn_weight, g.bn_bias, g.conv_bias};
+                                   var, batch_stats, eps, dx, accumulate, dy);
+  return {g.weights, g.bn_weight, g.bn_bias, g.conv_bias, g.dy_coefficients};
 }
 
 void relu_backward_add_op(const at::Tensor& dst, const at::Tensor& src, const at::Tensor& add) {
@@ -886,6 +935,29 @@ void relu_backward_add_op(const at::Tensor& dst, const at::Tensor& src, const at
 }
 
 }  // namespace
+
+void conv1x1_output_grad_rows(const at::Tensor& out, const std::vector<at::Tensor>& g, const at::Tensor& y1,
+                              const at::Tensor& coefficients) {
+  const int64_t rows = out.size(0), edges = static_cast<int64_t>(g.size()), kC = out.size(1), C = kC / edges;
+  TORCH_CHECK(out.stride(1) == 1 && y1.stride(1) == 1 && coefficients.is_contiguous() &&
+                  coefficients.numel() == 3 * kC && y1.sizes() == out.sizes(),
+              "conv1x1_output_grad_rows: bad operands");
+  std::vector<int64_t> g_stride;
+  for (const auto& t : g) {
+    TORCH_CHECK(t.size(0) == rows && t.size(1) == C && t.stride(1) == 1, "conv1x1_output_grad_rows: bad g");
+    g_stride.push_back(t.stride(0));
+  }
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, out.scalar_type(), "conv1x1_output_grad_rows", [&] {
+    std::vector<const scalar_t*> gp;
+    for (const auto& t : g) gp.push_back(t.const_data_ptr<scalar_t>());
+    with_layout<scalar_t>(C, [&](auto kc, auto vec) {
+      conv1x1_output_grad_rows_impl<scalar_t, decltype(kc)::value, decltype(vec)::value>(
+          out.mutable_data_ptr<scalar_t>(), gp.data(), y1.const_data_ptr<scalar_t>(),
+          coefficients.const_data_ptr<acc_t<scalar_t>>(), rows, edges, C, out.stride(0), g_stride.data(),
+          y1.stride(0));
+    });
+  });
+}
 
 TORCH_LIBRARY_IMPL(nb360, CPU, m) {
   m.impl("_cell_node_forward", &cell_node_forward_op);

@@ -44,6 +44,7 @@ struct NodeGrads {
   at::Tensor bn_weight;  // (2k, C), BN parameters' (else the statistics') dtype
   at::Tensor bn_bias;    // (2k, C)
   at::Tensor conv_bias;  // (2k, C): sum over (n, h, w) of each conv's output gradient
+  at::Tensor dy_coefficients;  // (3, 2k, C), accumulation dtype: d y_b = [0] g + [1] y_b + [2] (y_b as stored)
 };
 
 // The node kernels, called through the dispatcher: internal ops registered per device
@@ -62,7 +63,8 @@ constexpr int64_t kSkipGradient = 0, kWriteGradient = 1, kAddGradient = 2;
 
 // Backward: writes d out/d inputs[e] into grad_inputs[e] (skipped when undefined; added to its
 // contents when accumulate[e]) and d out/d convs[b] into grad_convs[b] (channels-last views, e.g.
-// slices of one wide gradient buffer); returns the small gradients.
+// slices of one wide gradient buffer; skipped when undefined -- the caller then forms them itself
+// from the returned coefficients); returns the small gradients and those coefficients.
 NodeGrads node_backward(const at::Tensor& grad, const NodeOperands& ops, const at::Tensor& mean, const at::Tensor& var,
                         bool batch_stats, double eps, const std::vector<at::Tensor>& grad_inputs,
                         const std::vector<bool>& accumulate, const std::vector<at::Tensor>& grad_convs);
@@ -74,5 +76,12 @@ std::tuple<at::Tensor, at::Tensor> channel_stats(const at::Tensor& y, const std:
 // dst += (src > 0) * add, elementwise over tensors of one shape: the ReLU's backward folded into
 // the gradient accumulation of a source node.
 void relu_backward_add(const at::Tensor& dst, const at::Tensor& src, const at::Tensor& add);
+
+// CPU: out (n, k C) = per edge e, columns [e C, (e + 1) C): coef[0, e] g[e] + coef[1, e] y1 + coef[2, e]
+// -- the 1x1 convs' output gradients of a block of n pixel rows, from the node kernels' coefficients
+// (3, k, C) (accumulation dtype), the target nodes' gradients g[e] (n, C) and the saved 1x1 outputs
+// y1 (n, k C). Rows of every operand are contiguous.
+void conv1x1_output_grad_rows(const at::Tensor& out, const std::vector<at::Tensor>& g, const at::Tensor& y1,
+                              const at::Tensor& coefficients);
 
 }  // namespace nb360

@@ -130,6 +130,48 @@ at::Tensor gemm_reduce_rows(const at::Tensor& a, const at::Tensor& b) {
   return total;
 }
 
+// The 1x1 convs' backward of one source without materialising their output gradient dY1 (P, k C):
+// per fixed block of pixel rows, dY1 = A g_t + C1 y1 + C0 for each outgoing edge (the node kernels'
+// coefficients, g_t the gradient of the edge's target node) into a cache-resident scratch block, then
+// dr += dY1 W1 (d relu(node s), when dr is defined) and the block's share of dW1 = dY1^T relu(node s)
+// (when relu is defined), added in block order. Returns dW1 (k C, C), or an undefined tensor.
+at::Tensor deferred_1x1_backward(const std::vector<at::Tensor>& g_rows, const at::Tensor& coefficients,
+                                 const at::Tensor& y1_rows, const at::Tensor& w1, const at::Tensor& dr_rows,
+                                 const at::Tensor& relu_rows) {
+  const int64_t P = y1_rows.size(0), kC = y1_rows.size(1), rows = gemm_block_rows(P);
+  const int64_t blocks = (P + rows - 1) / rows;
+  const auto coef = coefficients.contiguous();
+  at::Tensor partial;
+  if (relu_rows.defined()) partial = at::empty({blocks, kC, relu_rows.size(1)}, y1_rows.options());
+  at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+    // A scratch block per thread, kept across calls (<= 1/16 of a source's 1x1 outputs): a fresh
+    // allocation per call would fault its pages in every time.
+    thread_local std::vector<char> storage;
+    const size_t bytes = static_cast<size_t>(rows * kC) * y1_rows.element_size();
+    if (storage.size() < bytes) storage.resize(bytes);
+    auto scratch = at::from_blob(storage.data(), {rows, kC}, y1_rows.options());
+    std::vector<at::Tensor> g_block(g_rows.size());
+    for (int64_t i = b0; i < b1; ++i) {
+      const int64_t r0 = i * rows, n = std::min(rows, P - r0);
+      auto block = scratch.narrow(0, 0, n);
+      for (size_t e = 0; e < g_rows.size(); ++e) g_block[e] = g_rows[e].narrow(0, r0, n);
+      conv1x1_output_grad_rows(block, g_block, y1_rows.narrow(0, r0, n), coef);
+      if (dr_rows.defined()) {
+        auto d = dr_rows.narrow(0, r0, n);  // a view: accumulated in place
+        d.addmm_(block, w1);
+      }
+      if (relu_rows.defined()) {
+        auto slot = partial[i];
+        at::mm_out(slot, block.t(), relu_rows.narrow(0, r0, n));
+      }
+    }
+  });
+  if (!relu_rows.defined()) return {};
+  auto total = partial[0].clone();
+  for (int64_t i = 1; i < blocks; ++i) total.add_(partial[i]);
+  return total;
+}
+
 at::Tensor empty_cl4d(const at::Tensor& like, int64_t channels) {
   return at::empty({like.size(0), channels, like.size(2), like.size(3)},
                    like.options().memory_format(at::MemoryFormat::ChannelsLast));
@@ -232,16 +274,18 @@ SourceKernels source_kernels(const CellArgs& a, at::TensorList conv_weight, int 
 // first kC channels are the 1x1 outputs; else y1 (N, kC, H, W) and y3 (N, kC, H, W).
 struct SourceOutputs {
   at::Tensor y1, y3;  // y1 undefined with single_conv (its channels are y3's first half)
+  bool single = false;
   at::Tensor conv1(int64_t pos, int64_t C) const {
-    return y1.defined() ? y1.narrow(1, pos * C, C) : y3.narrow(1, pos * C, C);
+    return single ? y3.narrow(1, pos * C, C) : y1.narrow(1, pos * C, C);
   }
   at::Tensor conv3(int64_t pos, int64_t C, int64_t k) const {
-    return y1.defined() ? y3.narrow(1, pos * C, C) : y3.narrow(1, (k + pos) * C, C);
+    return single ? y3.narrow(1, (k + pos) * C, C) : y3.narrow(1, pos * C, C);
   }
 };
 
 SourceOutputs source_convs(const CellArgs& a, const at::Tensor& r, const SourceKernels& k) {
   SourceOutputs out;
+  out.single = !k.w1.defined();
   out.y3 = channels_last4d(at::convolution(r, k.w3, std::nullopt, {1, 1}, a.padding, {1, 1}, false, {0, 0}, 1));
   if (k.w1.defined()) {
     auto rows = at::empty({a.N * a.H * a.W, k.w1.size(0)}, r.options());
@@ -404,12 +448,17 @@ search_cell_backward_impl(const at::Tensor& grad, const at::Tensor& x, at::Tenso
   const std::vector<at::Tensor> nodes{channels_last4d(as4d(x)), saved[0], saved[1]};
   std::vector<SourceOutputs> convs(3), grads(3);
   std::vector<SourceKernels> kernels_of;
+  // On the CPU the 1x1 convs' output gradients are never materialised: the node kernels return their
+  // coefficients, and each source forms them a block of pixel rows at a time, hot in cache, right
+  // before the block's GEMMs (deferred_1x1_backward).
+  const bool defer_1x1 = x.is_cpu() && !single_conv;
   for (int s = 0; s < 3; ++s) {
+    convs[s].single = grads[s].single = single_conv;
     convs[s].y3 = saved[2 + s * per_source];
     if (!single_conv) convs[s].y1 = saved[3 + s * per_source];
     grads[s].y3 = at::empty_like(convs[s].y3, at::MemoryFormat::ChannelsLast);
-    if (!single_conv) grads[s].y1 = from_rows(at::empty({a.N * a.H * a.W, convs[s].y1.size(1)}, x.options()),
-                                              a.N, a.H, a.W);
+    if (!single_conv && !defer_1x1)
+      grads[s].y1 = from_rows(at::empty({a.N * a.H * a.W, convs[s].y1.size(1)}, x.options()), a.N, a.H, a.W);
     kernels_of.push_back(source_kernels(a, conv_weight, s, single_conv));
   }
   // d node s: written by target 3 (which reads every source), accumulated by the targets below it.
@@ -421,6 +470,7 @@ search_cell_backward_impl(const at::Tensor& grad, const at::Tensor& x, at::Tenso
   at::Tensor grad_alpha = at::zeros({kEdges, kCellNodeOps}, weights.options());
   std::vector<at::Tensor> g_gamma(3), g_beta(3), g_bias(3);
   std::vector<at::Tensor> g_w3(3), g_w1(3);
+  std::vector<at::Tensor> target_grad(kNodes), edge_coefficients(kEdges);  // for the deferred 1x1 gradients
   for (int t = kNodes - 1; t >= 1; --t) {
     const auto ops = target_operands(a, t, nodes, convs, weights, bias, gamma, beta);
     const auto& in = topology().in_edges[t];
@@ -432,12 +482,14 @@ search_cell_backward_impl(const at::Tensor& grad, const at::Tensor& x, at::Tenso
       const int64_t k = static_cast<int64_t>(topology().out_edges[s].size());
       dx.push_back(dnodes[s]);
       accumulate.push_back(written[s]);
-      dy.push_back(grads[s].conv1(topology().position[e], a.C));
+      dy.push_back(defer_1x1 ? at::Tensor() : grads[s].conv1(topology().position[e], a.C));
       dy.push_back(grads[s].conv3(topology().position[e], a.C, k));
     }
     const auto g = t == kNodes - 1 ? channels_last4d(as4d(grad)) : dnodes[t];
     const auto ng = node_backward(g, ops, mean.narrow(0, 2 * e0, 2 * (e1 - e0)),
                                      var.narrow(0, 2 * e0, 2 * (e1 - e0)), batch_stats, eps, dx, accumulate, dy);
+    target_grad[t] = g;
+    for (int e : in) edge_coefficients[e] = ng.dy_coefficients.select(1, 2 * (e - e0));  // its 1x1 branch
     for (int e : in) written[kEdgeNodes[e][0]] = true;
     grad_alpha.narrow(0, e0, e1 - e0).copy_(ng.weights);
     g_gamma[t - 1] = ng.bn_weight;
@@ -446,19 +498,35 @@ search_cell_backward_impl(const at::Tensor& grad, const at::Tensor& x, at::Tenso
     // Source s = t - 1: every edge leaving it has its conv-output gradient now.
     const int s = t - 1;
     const auto& kw = kernels_of[s];
+    at::Tensor dr;  // d relu(node s)
     if (dnodes[s].defined()) {
-      auto dr = std::get<0>(at::convolution_backward(grads[s].y3, nodes[s], kw.w3, std::nullopt, {1, 1}, a.padding,
-                                                     {1, 1}, false, {0, 0}, 1, {true, false, false}));
-      dr = channels_last4d(dr);
-      if (kw.w1.defined()) gemm_rows(rows_of(grads[s].y1), kw.w1, rows_of(dr), true);
-      relu_backward_add(dnodes[s], nodes[s], dr);
+      dr = channels_last4d(std::get<0>(at::convolution_backward(grads[s].y3, nodes[s], kw.w3, std::nullopt, {1, 1},
+                                                                a.padding, {1, 1}, false, {0, 0}, 1,
+                                                                {true, false, false})));
     }
+    at::Tensor r;  // relu(node s), for the weight gradients
     if (want_conv) {
       if (!relu_buffer.defined()) relu_buffer = empty_cl4d(nodes[0], a.C);
-      const auto& r = at::clamp_min_out(relu_buffer, nodes[s], 0);
+      r = at::clamp_min_out(relu_buffer, nodes[s], 0);
+    }
+    if (kw.w1.defined() && defer_1x1) {
+      std::vector<at::Tensor> g_rows, coefficients;
+      for (int e : topology().out_edges[s]) {
+        g_rows.push_back(rows_of(target_grad[kEdgeNodes[e][1]]));
+        coefficients.push_back(edge_coefficients[e]);
+      }
+      const auto dw1 = deferred_1x1_backward(g_rows, at::stack(coefficients, 1), rows_of(convs[s].y1), kw.w1,
+                                             dr.defined() ? rows_of(dr) : at::Tensor(),
+                                             r.defined() ? rows_of(r) : at::Tensor());
+      if (want_conv) g_w1[s] = dw1;
+    } else if (kw.w1.defined()) {
+      if (dr.defined()) gemm_rows(rows_of(grads[s].y1), kw.w1, rows_of(dr), true);
+      if (want_conv) g_w1[s] = gemm_reduce_rows(rows_of(grads[s].y1), rows_of(r));
+    }
+    if (dnodes[s].defined()) relu_backward_add(dnodes[s], nodes[s], dr);
+    if (want_conv) {
       g_w3[s] = std::get<1>(at::convolution_backward(grads[s].y3, r, kw.w3, std::nullopt, {1, 1}, a.padding, {1, 1},
                                                      false, {0, 0}, 1, {false, true, false}));
-      if (kw.w1.defined()) g_w1[s] = gemm_reduce_rows(rows_of(grads[s].y1), rows_of(r));
     }
   }
   at::Tensor grad_x = want_input ? (a.one_d ? dnodes[0].squeeze(2) : dnodes[0]) : at::empty({0}, x.options());

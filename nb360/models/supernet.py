@@ -167,11 +167,6 @@ class Supernet(WindowedInference, nn.Module):
             weights = self.arch_weights()
         elif weights.shape != (nb201.NUM_EDGES, nb201.NUM_OPS):
             raise InputError(f"architecture weights must have shape (6, 5), got {tuple(weights.shape)}")
-        cells = self.search_cells()
-        if self.dim == 2 and cells and cells[0].uses_fused(x.device):
-            # The fused cells run channels-last: start there, so the first cell does not convert its input
-            # (forward and backward) and the stem's convolution runs in oneDNN's native layout too.
-            x = x.contiguous(memory_format=torch.channels_last)
         feature = self.stem(x)
         for cell in self.cells:
             feature = cell(feature, weights) if isinstance(cell, SearchCell) else cell(feature)

@@ -81,7 +81,7 @@ int emu_cell_node_backward(int order, int dtype, int edges, const i64* shape, co
                            int batch_stats, double eps, const void* grad, const i64* grad_strides, const void* mean,
                            const void* var, void* const* grad_x, const i64* grad_x_strides, const int* modes,
                            void* const* grad_y, const i64* grad_y_strides, void* grad_weights, void* grad_gamma,
-                           void* grad_beta, void* grad_bias) {
+                           void* grad_beta, void* grad_bias, void* coefficients) {
   begin(order);
   const auto ops = operands(edges, shape, x, x_strides, y, y_strides, conv_bias, channels_last);
   const auto kd = static_cast<cn::DType>(dtype);
@@ -90,12 +90,13 @@ int emu_cell_node_backward(int order, int dtype, int edges, const i64* shape, co
     grads.x[e] = modes[e] == 0 ? cn::MutStrided{nullptr, 0, 0, 0} : mutable_strided(grad_x[e], grad_x_strides + 3 * e);
     grads.accumulate[e] = modes[e] == 2;
   }
-  for (int b = 0; b < 2 * edges && b < cn::kMaxBranches; ++b)
-    grads.y[b] = mutable_strided(grad_y[b], grad_y_strides + 3 * b);
+  for (int b = 0; b < 2 * edges && b < cn::kMaxBranches; ++b)  // a null pointer: skipped
+    grads.y[b] = grad_y[b] ? mutable_strided(grad_y[b], grad_y_strides + 3 * b) : cn::MutStrided{nullptr, 0, 0, 0};
   grads.weights = grad_weights;
   grads.gamma = grad_gamma;
   grads.beta = grad_beta;
   grads.conv_bias = grad_bias;
+  grads.coefficients = coefficients;
   auto ws = workspace(cn::backward_workspace_bytes(kd, ops));
   const cn::Params params{weights, gamma, beta, nullptr, nullptr, batch_stats != 0, eps};
   return finish(cn::backward(kd, ops, params, strided(grad, grad_strides), mean, var, grads, ws.data(), nullptr));

@@ -128,7 +128,7 @@ std::tuple<at::Tensor, at::Tensor> cell_node_forward_cuda(
   return {mean, var};
 }
 
-std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> cell_node_backward_cuda(
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> cell_node_backward_cuda(
     const at::Tensor& grad, at::TensorList inputs, at::TensorList convs, const std::optional<at::Tensor>& conv_bias,
     const at::Tensor& weights, const std::optional<at::Tensor>& bn_weight, const std::optional<at::Tensor>& bn_bias,
     const at::Tensor& mean, const at::Tensor& var, bool batch_stats, double eps, at::TensorList grad_inputs,
@@ -166,6 +166,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> cell_node_backward_cu
     grads.accumulate[e] = input_modes[e] == kAddGradient;
   }
   for (int64_t b = 0; b < s.branches; ++b) {
+    if (grad_convs[b].numel() == 0 && inputs[0].numel() > 0) {  // skipped: formed from the coefficients
+      grads.y[b] = kern::MutStrided{nullptr, 0, 0, 0};
+      continue;
+    }
     check_output(op, grad_convs[b], inputs[0], "grad_convs");
     grads.y[b] = mutable_strided(grad_convs[b], op, "grad_convs");
   }
@@ -173,6 +177,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> cell_node_backward_cu
   auto grad_gamma = at::empty({s.branches, s.C}, small);
   auto grad_beta = at::empty({s.branches, s.C}, small);
   auto grad_bias = at::empty({s.branches, s.C}, small);
+  auto coefficients = at::empty({3, s.branches, s.C}, small);
+  grads.coefficients = coefficients.mutable_data_ptr();
   grads.weights = grad_w.mutable_data_ptr();
   grads.gamma = grad_gamma.mutable_data_ptr();
   grads.beta = grad_beta.mutable_data_ptr();
@@ -190,7 +196,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> cell_node_backward_cu
                op);
   const auto bn_dtype = bn_weight.has_value() ? bn_weight->scalar_type() : mean.scalar_type();
   const auto bias_dtype = conv_bias.has_value() ? conv_bias->scalar_type() : mean.scalar_type();
-  return {grad_w.to(weights.scalar_type()), grad_gamma.to(bn_dtype), grad_beta.to(bn_dtype), grad_bias.to(bias_dtype)};
+  return {grad_w.to(weights.scalar_type()), grad_gamma.to(bn_dtype), grad_beta.to(bn_dtype), grad_bias.to(bias_dtype),
+          coefficients};
 }
 
 std::tuple<at::Tensor, at::Tensor> channel_stats_cuda(const at::Tensor& y, const std::optional<at::Tensor>& bias) {

@@ -420,7 +420,7 @@ __global__ void backward_elementwise_kernel(Operands ops, Params params, Strided
     }
 #pragma unroll
     for (int b = 0; b < kMaxBranches; ++b) {
-      if (b < branches) {
+      if (b < branches && grads.y[b].ptr) {
         const I bc = b * C + c;
         const A y = ld(elem<const T>(ops.y[b], n, c, p));
         *elem<T>(grads.y[b], n, c, p) = st<T>(coef[bc] * g + coef[nbc + bc] * y + coef[2 * nbc + bc]);
@@ -522,8 +522,8 @@ cudaError_t launch_backward(const Operands& ops, const Params& params, Strided g
   const i64 M = ops.N * ops.H * ops.W;
   const i64 chunks = chunks_for(M, ops.C);
   A* partials = static_cast<A*>(workspace);
-  A* coef = partials + kSums * ops.C * chunks;
-  A* contrib = coef + 3 * nbc;
+  A* coef = grads.coefficients ? static_cast<A*>(grads.coefficients) : partials + kSums * ops.C * chunks;
+  A* contrib = partials + kSums * ops.C * chunks + 3 * nbc;
   auto partial_kernel =
       small_index(ops) ? backward_partial_kernel<T, std::uint32_t> : backward_partial_kernel<T, i64>;
   partial_kernel<<<dim3(static_cast<unsigned>(chunks), static_cast<unsigned>(ops.C)), kThreads, 0, stream>>>(

@@ -75,11 +75,12 @@ cudaError_t forward(DType dtype, const Operands& ops, const Params& params, MutS
 struct Gradients {
   MutStrided x[kMaxEdges];       // d out / d x_e (ptr nullptr: skipped)
   bool accumulate[kMaxEdges];    // add to x[e]'s contents instead of overwriting them
-  MutStrided y[kMaxBranches];    // d out / d y_b
+  MutStrided y[kMaxBranches];    // d out / d y_b (ptr nullptr: skipped, formed from the coefficients)
   void* weights;                 // (k, 5)
   void* gamma;                   // (2k, C)
   void* beta;                    // (2k, C)
   void* conv_bias;               // (2k, C): sum over (n, p) of d y_b, or nullptr
+  void* coefficients;            // (3, 2k, C): d y_b = [0] g + [1] y_b + [2], or nullptr
 };
 
 // Gradients of the fused node from grad and the forward's mean / var.
