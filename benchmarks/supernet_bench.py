@@ -3,11 +3,17 @@
 Measures, in one run and on each device asked for, the DARTS weight step (forward, loss, backward,
 SGD step) and the architecture step (forward, loss, backward to α only, Adam step) of
 
-    eager        the reference supernet (plain PyTorch, AutoDL's ops; `fused=False`)
-    fused        the fused supernet (`fused=True`, the device's default conv grouping)
-    fused-<g>    the fused supernet with the other conv grouping ('single' / 'by_kernel')
-    compile      torch.compile(reference supernet) (inductor, default mode)
-    fused+compile  torch.compile(fused supernet) (only with --compile-fused)
+    eager          the reference supernet (plain PyTorch, AutoDL's ops; `fused=False`)
+    fused          the fused supernet (`fused=True`, the device's default conv grouping)
+    fused-<g>      the fused supernet with the other conv grouping ('single' / 'by_kernel')
+    compile        torch.compile(reference supernet) (inductor, default mode)
+    fused+compile  torch.compile(fused supernet) (inductor, default mode)
+
+The architecture step asks for α's gradient only: `backward(inputs=[alpha])` (`--arch-step inputs`,
+as nb360's DARTS/GAEA do with torch.autograd.grad), or with every weight's requires_grad switched off
+for the step (`--arch-step frozen`). Eager autograd and the fused op then skip the weight gradients
+either way; a torch.compile'd graph computes every gradient its inputs require, so only `frozen`
+spares it the weight gradients (at the price of a second compiled graph).
 
 on the NB201 DARTS configuration (C=16, N=5, batch 64, 3x32x32, 10 classes; SYNTHETIC random
 inputs and labels: only speed and memory are measured). Variants run interleaved, round after
@@ -20,7 +26,9 @@ activations saved for backward (storage-deduplicated, via saved_tensors_hooks).
     .venv/bin/python benchmarks/supernet_bench.py --quick            # small smoke run
     .venv/bin/python benchmarks/supernet_bench.py --device cuda --rounds 5
 
-Prints a Markdown table (ratios against the eager reference of the same run) and the machine.
+Prints a Markdown table (ratios against the eager reference of the same run), the fused path's
+ratios against torch.compile, the compiled variants' graph counts (graph breaks, recompiles during
+the timed steps, inductor cache hits) and the machine with its load average.
 On a machine shared with other jobs, run multi-threaded CPU measurements with OMP_WAIT_POLICY=PASSIVE
 (spinning OpenMP threads that lose their core to another job stall every parallel region), or use
 `--threads 1 --clock process`.
@@ -63,6 +71,11 @@ class Variant:
     weight_peak: float = float("nan")
     arch_peak: float = float("nan")
     saved_bytes: float = float("nan")
+    compiled: bool = False
+    graphs: int = 0            # graphs Dynamo compiled during the warm-up steps
+    graph_breaks: int = 0
+    cache: str = ""            # inductor FX-graph cache hits / misses during the warm-up
+    late_compiles: int = 0     # graphs compiled during the timed steps (recompiles)
 
 
 # ---------------------------------------------------------------------------------------------- memory
@@ -127,11 +140,32 @@ def weight_step(v: Variant, x: torch.Tensor, y: torch.Tensor) -> None:
     v.w_opt.step()
 
 
+ARCH_STEP = "inputs"  # --arch-step
+
+
 def arch_step(v: Variant, x: torch.Tensor, y: torch.Tensor) -> None:
-    # First-order DARTS / GAEA: gradients for α only (no weight gradients are computed).
+    # First-order DARTS / GAEA: gradients for α only.
     v.a_opt.zero_grad(set_to_none=True)
-    F.cross_entropy(v.net(x), y).backward(inputs=v.module.arch_parameters())
+    if ARCH_STEP == "inputs":
+        F.cross_entropy(v.net(x), y).backward(inputs=v.module.arch_parameters())
+    else:  # "frozen": the weights do not require grad during the step
+        weights = v.module.weight_parameters()
+        for p in weights:
+            p.requires_grad_(False)
+        try:
+            F.cross_entropy(v.net(x), y).backward()
+        finally:
+            for p in weights:
+                p.requires_grad_(True)
     v.a_opt.step()
+
+
+def dynamo_counters() -> tuple[int, int, int, int]:
+    """(graphs compiled, graph breaks, FX-graph cache hits, misses) so far in this process."""
+    from torch._dynamo.utils import counters
+
+    return (counters["stats"]["unique_graphs"], sum(counters["graph_break"].values()),
+            counters["inductor"]["fxgraph_cache_hit"], counters["inductor"]["fxgraph_cache_miss"])
 
 
 CLOCK = time.perf_counter  # --clock process: this process's CPU time (robust to a busy machine at 1 thread)
@@ -158,8 +192,8 @@ def make_variants(args: argparse.Namespace, device: torch.device) -> list[Varian
         print(f"note: no fused kernels for {device.type} in this build; fused variants skipped", file=sys.stderr)
     if not args.no_compile:
         specs.append(("compile", False, None, True))
-    if args.compile_fused and fused_kernels_available(device):
-        specs.append(("fused+compile", True, default, True))
+        if fused_kernels_available(device):
+            specs.append(("fused+compile", True, default, True))
     variants = []
     for name, fused, grouping, compiled in specs:
         net = copy.deepcopy(base)
@@ -167,7 +201,7 @@ def make_variants(args: argparse.Namespace, device: torch.device) -> list[Varian
             net.set_fused(True, grouping)
         w_opt = torch.optim.SGD(net.weight_parameters(), lr=0.025, momentum=0.9, weight_decay=3e-4)
         a_opt = torch.optim.Adam(net.arch_parameters(), lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3)
-        variants.append(Variant(name, torch.compile(net) if compiled else net, net, w_opt, a_opt))
+        variants.append(Variant(name, torch.compile(net) if compiled else net, net, w_opt, a_opt, compiled=compiled))
     return variants
 
 
@@ -178,18 +212,24 @@ def run_device(args: argparse.Namespace, device: torch.device) -> list[Variant]:
     y, yv = (torch.randint(0, 10, (args.batch,), generator=gen).to(device) for _ in range(2))
     variants = make_variants(args, device)
     for v in variants:  # warm-up: allocator, oneDNN/cuDNN algorithm choice, torch.compile
+        before = dynamo_counters()
         v.first_step_s = timed(lambda: weight_step(v, x, y), device)
         timed(lambda: arch_step(v, xv, yv), device)
         for _ in range(args.warmup - 1):
             weight_step(v, x, y)
             arch_step(v, xv, yv)
+        if v.compiled:
+            graphs, breaks, hits, misses = (a - b for a, b in zip(dynamo_counters(), before))
+            v.graphs, v.graph_breaks, v.cache = graphs, breaks, f"{hits} hit / {misses} miss"
         print(f"[{device.type}] {v.name}: warm (first step {v.first_step_s:.1f} s)", file=sys.stderr, flush=True)
     for r in range(args.rounds):
         for v in variants:
+            before = dynamo_counters()[0]
             for _ in range(args.steps):
                 v.weight_times.append(timed(lambda: weight_step(v, x, y), device))
             for _ in range(args.steps):
                 v.arch_times.append(timed(lambda: arch_step(v, xv, yv), device))
+            v.late_compiles += dynamo_counters()[0] - before
         summary = ", ".join(f"{v.name} {statistics.median(v.weight_times) * 1e3:.0f} ms" for v in variants)
         print(f"[{device.type}] round {r + 1}/{args.rounds}: weight step median {summary}", file=sys.stderr, flush=True)
     for v in variants:
@@ -243,14 +283,26 @@ def table(device: torch.device, variants: list[Variant]) -> list[str]:
             f"| {device.type} | {v.name} | {w * 1e3:.0f} ms ({min(v.weight_times) * 1e3:.0f}) | {ratio(ew, w)} "
             f"| {a * 1e3:.0f} ms ({min(v.arch_times) * 1e3:.0f}) | {ratio(ea, a)} | {mib(v.weight_peak)} "
             f"| {ratio(v.weight_peak, eager.weight_peak)} | {mib(v.saved_bytes)} | {v.first_step_s:.1f} s |")
-    compiled = next((v for v in variants if v.name == "compile"), None)
-    fused = next((v for v in variants if v.name == "fused"), None)
-    if compiled and fused:
-        rows.append("")
-        rows.append(f"fused vs compile ({device.type}): weight step "
-                    f"{ratio(statistics.median(compiled.weight_times), statistics.median(fused.weight_times))}, "
-                    f"arch step {ratio(statistics.median(compiled.arch_times), statistics.median(fused.arch_times))} "
-                    "faster")
+    by_name = {v.name: v for v in variants}
+
+    def speedup(name: str, over: str) -> str:
+        a, b = by_name.get(name), by_name.get(over)
+        if a is None or b is None:
+            return ""
+        return (f"weight step {ratio(statistics.median(b.weight_times), statistics.median(a.weight_times))}, "
+                f"arch step {ratio(statistics.median(b.arch_times), statistics.median(a.arch_times))}")
+
+    rows.append("")
+    for name, over, target in (("fused", "compile", "target ≥ 1.2×"), ("fused+compile", "fused", "target ≥ 1.0×"),
+                               ("fused+compile", "compile", "")):
+        if speedup(name, over):
+            rows.append(f"- {name} vs {over} ({device.type}): {speedup(name, over)} faster"
+                        + (f" ({target})" if target else ""))
+    for v in variants:
+        if v.compiled:
+            rows.append(f"- {v.name}: {v.graphs} graph(s) compiled in warm-up, {v.graph_breaks} graph break(s), "
+                        f"{v.late_compiles} compile(s) during the timed steps; inductor FX-graph cache {v.cache}; "
+                        f"first step {v.first_step_s:.1f} s")
     return rows
 
 
@@ -270,14 +322,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clock", choices=("wall", "process"), default="wall",
                         help="wall time, or this process's CPU time (CPU only; meaningful with --threads 1, where it "
                              "does not count time other jobs hold the core)")
-    parser.add_argument("--no-compile", action="store_true", help="skip the torch.compile variant (slow to build)")
-    parser.add_argument("--compile-fused", action="store_true", help="also time torch.compile of the fused supernet")
+    parser.add_argument("--no-compile", action="store_true",
+                        help="skip the torch.compile variants (a cold compile of the reference takes minutes)")
+    parser.add_argument("--arch-step", choices=("inputs", "frozen"), default="inputs",
+                        help="architecture step: backward(inputs=[alpha]) (default, as nb360's searches), or the "
+                             "weights' requires_grad switched off for the step")
     parser.add_argument("--quick", action="store_true", help="smoke run: C=8, N=1, batch 16, 1 round, no compile")
     args = parser.parse_args(argv)
     if args.quick:
         args.C, args.N, args.batch, args.rounds, args.steps, args.warmup, args.no_compile = 8, 1, 16, 1, 2, 1, True
     torch.set_num_threads(args.threads)
-    global CLOCK
+    global CLOCK, ARCH_STEP
+    ARCH_STEP = args.arch_step
+    load_start = os.getloadavg()[0]
     if args.clock == "process":
         if args.device in ("cuda", "all") or (args.device == "auto" and torch.cuda.is_available()):
             parser.error("--clock process measures CPU time: use it with --device cpu")
@@ -293,8 +350,8 @@ def main(argv: list[str] | None = None) -> None:
           f"3×{args.size}×{args.size})\n")
     clock = "wall-clock time" if args.clock == "wall" else "process CPU time"
     print(f"{datetime.date.today().isoformat()}, `{' '.join(['python', *sys.argv])}`; {clock}, median (best) over "
-          f"{args.rounds} interleaved rounds × {args.steps} steps per variant; load average at the end "
-          f"{os.getloadavg()[0]:.1f}.\n")
+          f"{args.rounds} interleaved rounds × {args.steps} steps per variant; architecture step: {args.arch_step}; "
+          f"load average {load_start:.1f} at the start, {os.getloadavg()[0]:.1f} at the end.\n")
     print("\n".join(machine(devices, args.threads)))
     for d, variants in results:
         print()

@@ -25,10 +25,13 @@ def emulated(tmp_path_factory: pytest.TempPathFactory) -> EmulatedKernels:
 
 
 def as_merged_conv_slices(ys: list[torch.Tensor]) -> list[torch.Tensor]:
-    """The conv outputs as channel slices of one wide tensor, as the fused supernet passes them (batch stride ≠ C·H·W)."""
-    merged = torch.cat(ys, dim=1)
+    """The conv outputs as channel slices of one wide channels-last tensor, as search_cell passes them to the
+    node kernels (read in place: batch stride ≠ C·H·W, pixel stride = the wide tensor's channel count)."""
+    merged = cuda_emulator.as_channels_last_view(torch.cat(ys, dim=1))
     C = ys[0].shape[1]
-    return [merged[:, b * C:(b + 1) * C] for b in range(len(ys))]
+    slices = [merged[:, b * C:(b + 1) * C] for b in range(len(ys))]
+    assert all(cuda_emulator.is_channels_last_view(t) for t in slices)
+    return slices
 
 
 def forward_and_backward(run, xs, ys, w, gamma, beta, running, batch_stats, grad):
@@ -205,14 +208,87 @@ def test_mixed_sum_matches_the_cpu_op(emulated, dtype) -> None:
                                torch.ops.nb360.mixed_sum_backward(gb, big, wb), **tol)
 
 
+def internal_operands(k: int, shape, layout: str, seed: int = 0):
+    """Operands of the internal node ops in float64: CL slices of wide conv outputs, or NCHW tensors."""
+    xs, ys, w, gamma, beta, running = sample(k, shape, torch.float64, affine=True, seed=seed)
+    C = shape[1]
+    bias = torch.randn(2 * k, C, dtype=torch.float64, generator=torch.Generator().manual_seed(seed + 1))
+    if layout == "channels-last":
+        xs = [cuda_emulator.as_channels_last_view(x) for x in xs]
+        ys = as_merged_conv_slices(ys)
+        new = cuda_emulator.empty_channels_last
+    else:  # NCHW planes: the CUDA kernels read any evenly spaced layout in place
+        new = torch.empty_like
+    return xs, ys, w, gamma, beta, running, bias, new
+
+
+@pytest.mark.parametrize("layout", ["channels-last", "nchw"])
+@pytest.mark.parametrize("batch_stats", [True, False], ids=["train", "eval"])
+def test_internal_node_ops_match_the_cpu_kernels(emulated, layout, batch_stats) -> None:
+    """What search_cell asks of the node kernels -- conv biases added on read, relu(node) written beside the
+    node, input gradients written, accumulated or skipped, conv-bias gradients -- on the CUDA device code."""
+    k, shape = 3, (2, 16, 5, 6)
+    xs, ys, w, gamma, beta, (rm, rv), bias, new = internal_operands(k, shape, layout, seed=12)
+    cl_xs = [cuda_emulator.as_channels_last_view(x) for x in xs]
+    cl_ys = [cuda_emulator.as_channels_last_view(y) for y in ys]
+    stats = (None, None) if batch_stats else (rm, rv)
+    out, relu = new(xs[0]), new(xs[0])
+    got = emulated.cell_node_forward_into(xs, ys, bias, w, gamma, beta, *stats, batch_stats, 1e-5, out, relu)
+    want_out, want_relu = (cuda_emulator.empty_channels_last(xs[0]) for _ in range(2))
+    want = torch.ops.nb360._cell_node_forward(cl_xs, cl_ys, bias, w, gamma, beta, *stats, batch_stats, 1e-5,
+                                              want_out, want_relu)
+    for g, r in zip((*got, out, relu), (*want, want_out, want_relu)):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10)
+    grad = torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(13))
+    modes = [1, 2, 0]  # write, accumulate, skip
+    start = [torch.randn(shape, dtype=torch.float64, generator=torch.Generator().manual_seed(20 + e)) for e in range(k)]
+    gx, gx_want = [new(xs[0]) for _ in range(k)], [cuda_emulator.empty_channels_last(xs[0]) for _ in range(k)]
+    for a, b, s0 in zip(gx, gx_want, start):
+        a.copy_(s0)
+        b.copy_(s0)
+    gy, gy_want = [new(xs[0]) for _ in ys], [cuda_emulator.empty_channels_last(xs[0]) for _ in ys]
+    gy[2] = gy_want[2] = torch.empty(0, dtype=torch.float64)  # skipped: search_cell forms it from the coefficients
+    small = emulated.cell_node_backward_into(grad.clone(), xs, ys, bias, w, gamma, beta, got[0], got[1], batch_stats,
+                                             1e-5, gx, modes, gy)
+    small_want = torch.ops.nb360._cell_node_backward(cuda_emulator.as_channels_last_view(grad), cl_xs, cl_ys, bias, w,
+                                                     gamma, beta, want[0], want[1], batch_stats, 1e-5, gx_want,
+                                                     modes, gy_want)
+    for g, r in zip((*small, *gx, *gy), (*small_want, *gx_want, *gy_want)):
+        torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10)
+    # The coefficients give the skipped branch's gradient: A g + C1 y + C0.
+    coef = small[4][:, 2].reshape(3, 1, -1, 1, 1)
+    formed = coef[0] * grad + coef[1] * ys[2] + coef[2]
+    written = [cuda_emulator.empty_channels_last(xs[0]) for _ in ys]
+    torch.ops.nb360._cell_node_backward(cuda_emulator.as_channels_last_view(grad), cl_xs, cl_ys, bias, w, gamma, beta,
+                                        want[0], want[1], batch_stats, 1e-5,
+                                        [cuda_emulator.empty_channels_last(xs[0]) for _ in range(k)], [1] * k, written)
+    torch.testing.assert_close(formed, written[2], rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(gx[2], start[2], rtol=0, atol=0)  # skipped: untouched
+
+
+def test_channel_stats_and_relu_backward_add_match_the_cpu_kernels(emulated) -> None:
+    wide = cuda_emulator.as_channels_last_view(torch.randn(3, 48, 7, 5, dtype=torch.float64) * 3 + 100)
+    bias = torch.randn(48, dtype=torch.float64)
+    for y in (wide, wide[:, 16:32], wide.contiguous()):
+        b = bias[: y.shape[1]]
+        for g, r in zip(emulated.channel_stats(y, b), torch.ops.nb360._channel_stats(cuda_emulator.as_channels_last_view(y), b)):
+            torch.testing.assert_close(g, r, rtol=1e-10, atol=1e-10)
+    dst = torch.randn(2, 5, 4, 3, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    src, add = torch.randn_like(dst), torch.randn_like(dst)
+    want = dst.clone()
+    torch.ops.nb360._relu_backward_add(want, src, add)
+    emulated.relu_backward_add(dst, src, add)
+    assert torch.equal(dst, want)
+
+
 # ------------------------------------------------------------ planted bugs are caught
 
 # Each replaces one line of a kernel with a plausible mistake.
 MUTATIONS = {
     "pool-divisor-ignores-borders": ("cell_node_kernel.cu", "acc += pooled / static_cast<A>((h1 - h0 + 1) * (x1 - x0 + 1));",
                                      "acc += pooled / static_cast<A>(9);"),
-    "stats-ignore-batch-stride": ("cell_node_kernel.cu", "ld(y + static_cast<i64>(n) * bs + (i - n * hw)) - shift;",
-                                  "ld(y + static_cast<i64>(n) * ops.C * HW + (i - n * hw)) - shift;"),
+    "stats-ignore-batch-stride": ("cell_node_kernel.cu", "static_cast<i64>(n) * ys.sN",
+                                  "static_cast<i64>(n) * ops.C * HW"),
     "block-sum-without-barrier": ("cell_node_kernel.cu", "  __syncthreads();\n  if (warp == 0) {", "  if (warp == 0) {"),
     "first-chunk-only": ("cell_node_kernel.cu", "for (i64 j = 0; j < chunks; ++j)\n    for (int a = 0;",
                          "for (i64 j = 0; j < 1; ++j)\n    for (int a = 0;"),

@@ -1,4 +1,4 @@
-"""The supernet's fused path (nb360.models.fused_cell + nb360::cell_node) against its reference path:
+"""The supernet's fused path (nb360.models.fused_cell + nb360::search_cell) against its reference path:
 forward, loss, every parameter gradient, the architecture gradient, running statistics, 20 training
 steps, eval mode, compile, edge cases. Small supernets on SYNTHETIC data (randn) keep it fast."""
 
@@ -228,3 +228,25 @@ def test_fused_supernet_in_float64_is_tight() -> None:
     torch.testing.assert_close(out_f, out_r, rtol=1e-9, atol=1e-9)
     for name in grads_r:
         torch.testing.assert_close(grads_f[name], grads_r[name], rtol=1e-7, atol=1e-9)
+
+
+def test_compiled_architecture_step_gives_the_eager_gradients() -> None:
+    """A compiled graph's backward runs every gradient its inputs require; the fused op asks the engine at
+    run time and skips the conv weight gradients nobody reads (backward(inputs=[alpha])). α's gradient and
+    a later weight step must be exactly what eager gives, and asking for a conv kernel too must give it."""
+    _, fused = pair("point2d", seed=11)
+    compiled = torch.compile(fused, backend="aot_eager", fullgraph=True)
+    x = batch()
+    eager_grads = {}
+    for net, store in ((fused, eager_grads), (compiled, {})):
+        fused.zero_grad(set_to_none=True)
+        net(x).square().mean().backward(inputs=[fused.alpha])
+        assert all(p.grad is None for p in fused.weight_parameters())
+        store["alpha"] = fused.alpha.grad.clone()
+        kernel = fused.search_cells()[0].edges[3][3].op[1].weight  # an edge's 3x3 kernel
+        store["both"] = torch.autograd.grad(net(x).square().mean(), [fused.alpha, kernel])
+        if net is compiled:
+            torch.testing.assert_close(store["alpha"], eager_grads["alpha"])
+            for g, r in zip(store["both"], eager_grads["both"]):
+                torch.testing.assert_close(g, r)
+                assert g.abs().sum() > 0

@@ -178,6 +178,7 @@ def test_cibuildwheel_builds_against_the_pinned_cpu_torch_without_isolation() ->
     assert f"torch=={pins['torch']}" in config["before-test"]
     repair = config["repair-wheel-command"]
     assert repair.startswith("auditwheel repair ") and "--exclude 'libtorch*.so'" in repair and "--exclude 'libc10*.so'" in repair
+    assert "--exclude 'libgomp*.so*'" in repair  # nb360._C must share torch's OpenMP runtime, not bring its own
 
 
 # ---------------------------------------------------------------- docker/retag_wheel.py

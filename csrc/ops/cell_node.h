@@ -35,8 +35,4 @@ CellNodeShape check_cell_node_args(const char* op, at::TensorList inputs, at::Te
 // dtype of the per-channel statistics: float32 for half/bfloat16 activations, else the activations' dtype.
 at::ScalarType cell_node_stats_dtype(at::ScalarType activations);
 
-// `t` itself when each (n, c) plane is contiguous and planes of one sample are packed (any batch
-// stride, e.g. a channel slice of a wider conv output), else t.contiguous().
-at::Tensor plane_contiguous(const at::Tensor& t);
-
 }  // namespace nb360

@@ -13,10 +13,10 @@ Gumbel hard weights, GAEA's simplex weights) so every search method can drive th
 or a `Path`: one op per edge, run alone (AutoDL's `forward_dynamic`, and with straight-through
 weights its `forward_gdas`), the same for every cell or one per cell (`forward_urs`).
 The per-node computation lives in `SearchCell.compute_node` (the reference path). With `fused=True`
-(the default where nb360's `cell_node` kernels exist for the input's device) each cell runs through
-`nb360.models.fused_cell` instead: one ReLU and one convolution per source node and one fused
-`nb360::cell_node` op per target node, with the same parameters, buffers and values; `fused=False`
-keeps the plain-PyTorch reference path for checking.
+(the default where nb360's fused kernels exist for the input's device) each cell runs through
+`nb360.models.fused_cell` instead: the whole cell as one `nb360::search_cell` op (one ReLU and
+grouped convolutions per source node, one fused node kernel per target node, channels-last), with
+the same parameters, buffers and values; `fused=False` keeps the plain-PyTorch reference path.
 """
 
 from __future__ import annotations

@@ -17,9 +17,11 @@ parameters and the architecture weights, from a reduction pass and an elementwis
 recompute x_hat and the pooled gradient instead of saving them. Design notes: csrc/ops/cell_node.cpp.
 
 Inputs: (N, C, H, W) or (N, C, L) tensors of float32/float64, or float16/bfloat16 storage with float32
-arithmetic and statistics (CPU and CUDA); conv outputs may be channel slices of one wider tensor
-(read in place); other layouts (channels-last) are accepted and copied to NCHW. Results are
-deterministic and, on the CPU, independent of the thread count.
+arithmetic and statistics (CPU and CUDA). The kernels run channels-last: channels-last operands,
+also channel slices of a wider channels-last conv output, are read in place, other layouts copied;
+outputs take the first input's layout (`prefers_channels_last`). Results are deterministic and, on
+the CPU, independent of the thread count. The supernet runs whole cells through
+`nb360.ops.search_cell`, which calls these kernels per target node.
 
 `cell_node_reference` is the plain-PyTorch oracle (AutoDL's ops, term by term) the tests compare against.
 No double backward: DARTS' second-order step uses finite differences, which only needs first gradients
@@ -99,6 +101,31 @@ def _contiguous_empty(t: torch.Tensor, dtype: torch.dtype | None = None) -> torc
     return torch.empty(t.shape, dtype=dtype or t.dtype, device=t.device)
 
 
+def prefers_channels_last(t: torch.Tensor) -> bool:
+    """The layout the ops give their outputs: channels-last when `t` is (and is not also NCHW-contiguous).
+
+    Mirrors prefers_channels_last in csrc/ops/cell_node_kernels.cpp; 3D (N, C, L) tensors count as
+    channels-last when their (N, L, C) transpose is contiguous.
+    """
+    if t.is_contiguous():
+        return False
+    if t.dim() == 4:
+        return t.is_contiguous(memory_format=torch.channels_last)
+    return t.dim() == 3 and t.transpose(1, 2).is_contiguous()
+
+
+def empty_channels_last(t: torch.Tensor, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """An uninitialised channels-last tensor shaped like t ((N, C, L): strides (L C, 1, C))."""
+    dtype = dtype or t.dtype
+    if t.dim() == 4:
+        return torch.empty(t.shape, dtype=dtype, device=t.device, memory_format=torch.channels_last)
+    return torch.empty((t.shape[0], t.shape[2], t.shape[1]), dtype=dtype, device=t.device).transpose(1, 2)
+
+
+def _empty_like_layout(t: torch.Tensor) -> torch.Tensor:
+    return empty_channels_last(t) if prefers_channels_last(t) else _contiguous_empty(t)
+
+
 @torch.library.register_fake("nb360::cell_node")
 def _cell_node_fake(inputs, convs, weights, bn_weight, bn_bias, running_mean, running_var, batch_stats, eps):
     k = len(inputs)
@@ -107,14 +134,14 @@ def _cell_node_fake(inputs, convs, weights, bn_weight, bn_bias, running_mean, ru
     torch._check(weights.shape == (k, NUM_OPS), lambda: "cell_node: weights must have shape (k, 5)")
     x = inputs[0]
     stats = x.new_empty((BRANCHES * k, x.shape[1]), dtype=stats_dtype(x.dtype))
-    return _contiguous_empty(x), stats, torch.empty_like(stats)
+    return _empty_like_layout(x), stats, torch.empty_like(stats)
 
 
 @torch.library.register_fake("nb360::cell_node_backward")
 def _cell_node_backward_fake(grad, inputs, convs, weights, bn_weight, bn_bias, mean, var, batch_stats, eps):
     x = inputs[0]
     bn_dtype = mean.dtype if bn_weight is None else bn_weight.dtype
-    return ([_contiguous_empty(x) for _ in inputs], [_contiguous_empty(x) for _ in convs],
+    return ([_empty_like_layout(x) for _ in inputs], [_empty_like_layout(x) for _ in convs],
             _contiguous_empty(weights), _contiguous_empty(mean, bn_dtype), _contiguous_empty(mean, bn_dtype))
 
 
