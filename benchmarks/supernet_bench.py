@@ -16,7 +16,7 @@ either way; a torch.compile'd graph computes every gradient its inputs require, 
 spares it the weight gradients (at the price of a second compiled graph).
 
 on the NB201 DARTS configuration (C=16, N=5, batch 64, 3x32x32, 10 classes; SYNTHETIC random
-inputs and labels: only speed and memory are measured). Variants run interleaved, round after
+inputs and labels: only speed and memory are measured). Variants run interleaved (each round starting at the next variant), round after
 round, so a busy machine slows them alike; each figure is the median (and best) over all timed
 steps. Memory: the step's peak above the memory resident before it (CUDA: the caching allocator's
 peak; CPU: peak RSS, VmHWM after a reset, above a malloc_trim'd baseline) and the bytes of
@@ -194,6 +194,16 @@ def make_variants(args: argparse.Namespace, device: torch.device) -> list[Varian
         specs.append(("compile", False, None, True))
         if fused_kernels_available(device):
             specs.append(("fused+compile", True, default, True))
+    if args.skip:
+        unknown = set(args.skip) - {name for name, *_ in specs}
+        if "eager" in args.skip:
+            print("--skip: eager is every ratio's baseline and stays", file=sys.stderr)
+            sys.exit(2)
+        if unknown:
+            print(f"--skip: no variant named {', '.join(sorted(unknown))} here "
+                  f"(variants: {', '.join(name for name, *_ in specs)})", file=sys.stderr)
+            sys.exit(2)
+        specs = [spec for spec in specs if spec[0] not in args.skip]
     variants = []
     for name, fused, grouping, compiled in specs:
         net = copy.deepcopy(base)
@@ -223,7 +233,9 @@ def run_device(args: argparse.Namespace, device: torch.device) -> list[Variant]:
             v.graphs, v.graph_breaks, v.cache = graphs, breaks, f"{hits} hit / {misses} miss"
         print(f"[{device.type}] {v.name}: warm (first step {v.first_step_s:.1f} s)", file=sys.stderr, flush=True)
     for r in range(args.rounds):
-        for v in variants:
+        # Each round starts at a different variant, so that no variant always follows the same one (the
+        # previous variant's memory and cache footprint shifted a 1-2 % comparison in a fixed order).
+        for v in variants[r % len(variants):] + variants[:r % len(variants)]:
             before = dynamo_counters()[0]
             for _ in range(args.steps):
                 v.weight_times.append(timed(lambda: weight_step(v, x, y), device))
@@ -327,6 +339,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arch-step", choices=("inputs", "frozen"), default="inputs",
                         help="architecture step: backward(inputs=[alpha]) (default, as nb360's searches), or the "
                              "weights' requires_grad switched off for the step")
+    parser.add_argument("--skip", nargs="+", default=[], metavar="VARIANT",
+                        help="leave these variants out (e.g. compile: with --arch-step frozen its architecture step "
+                             "is a second graph, a cold compile of the reference); eager, the ratios' baseline, stays")
     parser.add_argument("--quick", action="store_true", help="smoke run: C=8, N=1, batch 16, 1 round, no compile")
     args = parser.parse_args(argv)
     if args.quick:

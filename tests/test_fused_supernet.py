@@ -250,3 +250,60 @@ def test_compiled_architecture_step_gives_the_eager_gradients() -> None:
             for g, r in zip(store["both"], eager_grads["both"]):
                 torch.testing.assert_close(g, r)
                 assert g.abs().sum() > 0
+
+
+def _kernel_calls_in_cell_backward(step) -> int:
+    """GEMM and convolution-backward calls made inside nb360::search_cell_backward during step()."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        step()
+    calls = 0
+    for event in prof.events():
+        if event.name not in ("aten::mm", "aten::addmm_", "aten::convolution_backward"):
+            continue
+        parent = event.cpu_parent
+        while parent is not None and parent.name != "nb360::search_cell_backward":
+            parent = parent.cpu_parent
+        calls += parent is not None
+    return calls
+
+
+def test_inductor_compiled_architecture_step_skips_the_conv_weight_gradients() -> None:
+    """With inductor (whose layout optimisation prefers channels-last upstream of convolutions), the cells'
+    3x3 kernels must reach the compiled op as themselves, not as copies: only then can its backward see that
+    an architecture step does not read their gradients. Counted, not timed: the GEMM / conv-backward calls
+    inside the op are the same in the compiled supernet as in eager, and fewer than a weight step's. (The
+    step also asks for the stem's kernel: a compiled graph's backward returns every gradient its inputs
+    require, so the first cell's input gradient is computed there anyway; eager skips it otherwise.)"""
+    _, fused = pair("point2d", seed=12)
+    compiled = torch.compile(fused, backend="inductor", fullgraph=True)
+    x = batch()
+
+    stem = next(p for p in fused.stem.parameters() if p.dim() == 4)
+
+    def arch_step(net):
+        return lambda: net(x).square().mean().backward(inputs=[fused.alpha, stem])
+
+    def weight_step(net):
+        return lambda: net(x).square().mean().backward()
+
+    for _ in range(2):  # compile, then the steady state
+        arch_step(compiled)()
+        weight_step(compiled)()
+    calls = {name: _kernel_calls_in_cell_backward(step(net)) for name, step, net in (
+        ("eager arch", arch_step, fused), ("eager weight", weight_step, fused),
+        ("compiled arch", arch_step, compiled), ("compiled weight", weight_step, compiled))}
+    assert calls["compiled weight"] == calls["eager weight"] > calls["eager arch"], calls
+    assert calls["compiled arch"] == calls["eager arch"], calls
+
+
+def test_fused_cells_keep_their_3x3_kernels_channels_last_and_the_reference_path_contiguous() -> None:
+    ref, fused = pair("point2d", seed=13)
+    kernels = [conv.weight for cell in fused.search_cells() for conv in cell._fused_plan.convs
+               if conv.weight.shape[-1] == 3]
+    assert kernels and all(k.is_contiguous(memory_format=torch.channels_last) for k in kernels)
+    assert all(not k.is_contiguous() for k in kernels)
+    fused.set_fused(False)
+    assert all(k.is_contiguous() for k in kernels)  # same Parameter objects: optimisers keep them
+    assert_same_state(ref, fused)

@@ -81,6 +81,25 @@ def build_plan(cell: SearchCell) -> CellPlan:
     return CellPlan(tuple(conv for conv, _bn in pairs), tuple(bn for _conv, bn in pairs))
 
 
+def set_kernel_layout(plan: CellPlan, channels_last: bool) -> None:
+    """Store the plan's 3×3 conv kernels channels-last (fused path) or contiguous (reference path).
+
+    Why: under torch.compile, inductor's layout optimisation prefers channels-last for every tensor
+    upstream of a convolution, including these kernels; as the op wants its inputs' eager strides, a
+    contiguous kernel then reaches the compiled op as a fresh copy (in the forward, and another saved
+    for the backward). A kernel that is already channels-last is passed as itself, so the compiled
+    backward can recognise it and skip its gradient in an architecture step (csrc/ops/search_cell.cpp,
+    conv_gradients_consumed). Values are unchanged; the reference path gets contiguous kernels back so
+    its convolutions keep their NCHW layout.
+    """
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    with torch.no_grad():
+        for conv in plan.convs:
+            w = conv.weight
+            if w.dim() == 4 and w.shape[-1] > 1 and not w.is_contiguous(memory_format=fmt):
+                w.data = w.data.contiguous(memory_format=fmt)
+
+
 def resolve_grouping(grouping: str, device: torch.device) -> str:
     """'auto' → 'single' on GPUs (one launch, tensor cores), 'by_kernel' on the CPU (no zero taps)."""
     if grouping not in CONV_GROUPINGS:

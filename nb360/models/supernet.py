@@ -33,7 +33,7 @@ from ..ops.cell_node import fused_kernels_available
 from ..ops.cells import ResNetBasicblock, batchnorm_cls, conv_bn_stem, make_op
 from ..space import nb201
 from .dense import WindowedInference, topology_layout
-from .fused_cell import ConvGrouping, build_plan, fusable, fused_cell_forward, resolve_grouping
+from .fused_cell import ConvGrouping, build_plan, fusable, fused_cell_forward, resolve_grouping, set_kernel_layout
 from .nb201 import TinyNetwork, classify, stage_plan
 
 MixedSumImpl = Literal["reference", "mixed_sum"]
@@ -75,9 +75,20 @@ class SearchCell(nn.Module):
         self.in_dim, self.out_dim = C_in, C_out
         self.mixed = mixed
         resolve_grouping(conv_grouping, torch.device("cpu"))  # validates the name
-        self.fused, self.conv_grouping = fused, conv_grouping
         # Module lists for the fused path; None for cells it cannot run (channel-changing edges).
         self._fused_plan = build_plan(self) if fusable(self) else None
+        self.fused, self.conv_grouping = fused, conv_grouping
+
+    @property
+    def fused(self) -> bool | None:
+        """True: the fused kernels; None: where available; False: the reference path."""
+        return self._fused
+
+    @fused.setter
+    def fused(self, value: bool | None) -> None:
+        self._fused = value
+        if self._fused_plan is not None:  # the kernels' layout each path runs best (and compiles) with
+            set_kernel_layout(self._fused_plan, channels_last=value is not False)
 
     def uses_fused(self, device: torch.device) -> bool:
         """Whether forward on `device` runs the fused kernels (fused=None: wherever they are available)."""
