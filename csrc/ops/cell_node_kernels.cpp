@@ -10,6 +10,10 @@
 // flushed to double every 32 values: float32 error no larger than ATen's own reductions) and add the
 // images in order, so results are identical for
 // any thread count. Arithmetic is in float for half / bfloat16 storage, else in the storage type.
+// One translation unit (~970 lines) on purpose: the forward and backward kernels share the lane types,
+// View/Params and the multiversioned (GCC `target_clones`) loop templates; splitting the file would move
+// all of that into a header compiled into several units, where multiversioned templates are a GCC
+// corner (per-unit resolvers) we prefer not to depend on. Its sections are marked by `// ----` rules.
 #include "cell_node_kernels.h"
 
 #include <ATen/Dispatch.h>

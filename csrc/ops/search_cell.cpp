@@ -30,6 +30,9 @@
 // 1D cells (N, C, L) run as 2D cells of height 1 (3x3 kernels as 1x3).
 // Device-generic: convolutions and GEMMs through ATen, node kernels through the dispatcher
 // (cell_node_kernels.h), so the same code serves the CPU and CUDA.
+// One file (~710 lines) on purpose: the forward, the backward and the C++ autograd function of one op
+// share the cell's topology, its operand and layout helpers (CellArgs, SourceKernels, SourceOutputs,
+// target_operands) and the row-block GEMMs; the sections are marked by `// ----` rules.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -171,6 +174,8 @@ at::Tensor deferred_1x1_backward(const std::vector<at::Tensor>& g_rows, const at
   for (int64_t i = 1; i < blocks; ++i) total.add_(partial[i]);
   return total;
 }
+
+// ---------------------------------------------------------------- the cell's operands and layout
 
 at::Tensor empty_cl4d(const at::Tensor& like, int64_t channels) {
   return at::empty({like.size(0), channels, like.size(2), like.size(3)},
@@ -347,6 +352,8 @@ void source_statistics(const CellArgs& a, int s, const SourceOutputs& y, at::Ten
   }
 }
 
+// ---------------------------------------------------------------- forward
+
 std::tuple<at::Tensor, std::vector<at::Tensor>, at::Tensor, at::Tensor> search_cell_impl(
     const at::Tensor& x, const at::Tensor& weights, at::TensorList conv_weight, at::TensorList conv_bias,
     at::TensorList bn_weight, at::TensorList bn_bias, at::TensorList running_mean, at::TensorList running_var,
@@ -395,6 +402,8 @@ std::tuple<at::Tensor, std::vector<at::Tensor>, at::Tensor, at::Tensor> search_c
   auto out = a.one_d ? nodes[3].squeeze(2) : nodes[3];
   return {out, saved, at::cat(means), at::cat(vars)};
 }
+
+// ---------------------------------------------------------------- backward
 
 // Whether the running backward pass consumes the conv kernels' gradients. A torch.compile'd graph
 // fixes at trace time which gradients its backward returns (every one its inputs require); this asks
