@@ -69,13 +69,16 @@ def evaluate(spec: EvalSpec, run_dir: str | os.PathLike[str] | None = None, *, p
     joined_here = not distributed.is_active()  # leave a caller's own process group alone
     launch, device = distributed.init(spec.device)
     main = launch.rank == 0
+    finished = False
     try:
         path = distributed.broadcast(str(run_dir if run_dir is not None else default_run_dir(spec)) if main else None)
-        return _evaluate(spec, card, RunDir(Path(path)), device, launch.world_size, main, progress,
-                         command if command is not None else list(sys.argv), epoch_hook)
+        evaluation = _evaluate(spec, card, RunDir(Path(path)), device, launch.world_size, main, progress,
+                               command if command is not None else list(sys.argv), epoch_hook)
+        finished = True
+        return evaluation
     finally:
         if joined_here:
-            distributed.shutdown()
+            distributed.shutdown(synchronize=finished)
 
 
 def _collective(main: bool, action: Callable[[], Any]) -> Any:

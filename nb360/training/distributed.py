@@ -150,9 +150,17 @@ def broadcast(obj: Any, src: int = 0) -> Any:
     return box[0]
 
 
-def shutdown() -> None:
-    """Leave the process group (no-op when there is none)."""
+def shutdown(synchronize: bool = True) -> None:
+    """Leave the process group (no-op when there is none); with `synchronize`, after every rank got here.
+
+    Why the barrier: ranks finish at different times (only rank 0 evaluates and writes), and a gloo rank
+    that tears down its connections while a peer still holds them can abort its process ("terminate
+    called without an active exception", seen in CI). On an error path pass `synchronize=False`: the
+    other ranks may never arrive, and torchrun stops them once this rank exits non-zero.
+    """
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        if synchronize and dist.get_world_size() > 1:
+            dist.barrier()
         dist.destroy_process_group()
