@@ -13,7 +13,8 @@ place, recomputes relu(x_s) instead of saving it, and skips the conv weight grad
 backward pass does not ask for them (an architecture step).
 
 The parameters stay in the SearchCell's own modules (same state dict as the reference path, which
-stays available for checking); running statistics are updated here from the statistics the op
+stays available for checking; while a cell runs fused its 3×3 kernels are stored channels-last, see
+`set_kernel_layout`, so that torch.compile hands them to the op as themselves); running statistics are updated here from the statistics the op
 returns, exactly as BatchNorm does (momentum or cumulative average, unbiased variance,
 `num_batches_tracked`). The cell's output is channels-last; the next cell reads it in place.
 
