@@ -11,9 +11,9 @@ SGD step) and the architecture step (forward, loss, backward to α only, Adam st
 
 The architecture step asks for α's gradient only: `backward(inputs=[alpha])` (`--arch-step inputs`,
 as nb360's DARTS/GAEA do with torch.autograd.grad), or with every weight's requires_grad switched off
-for the step (`--arch-step frozen`). Eager autograd and the fused op then skip the weight gradients
-either way; a torch.compile'd graph computes every gradient its inputs require, so only `frozen`
-spares it the weight gradients (at the price of a second compiled graph).
+for the step (`--arch-step frozen`, `Supernet.frozen_weights()`). Eager autograd and the fused op then
+skip the weight gradients either way; a torch.compile'd graph computes every gradient its inputs
+require, so only `frozen` spares it the weight gradients (at the price of a second compiled graph).
 
 on the NB201 DARTS configuration (C=16, N=5, batch 64, 3x32x32, 10 classes; SYNTHETIC random
 inputs and labels: only speed and memory are measured). Variants run interleaved (each round starting at the next variant), round after
@@ -148,15 +148,9 @@ def arch_step(v: Variant, x: torch.Tensor, y: torch.Tensor) -> None:
     v.a_opt.zero_grad(set_to_none=True)
     if ARCH_STEP == "inputs":
         F.cross_entropy(v.net(x), y).backward(inputs=v.module.arch_parameters())
-    else:  # "frozen": the weights do not require grad during the step
-        weights = v.module.weight_parameters()
-        for p in weights:
-            p.requires_grad_(False)
-        try:
+    else:  # "frozen": the weights do not require grad during the step (Supernet.frozen_weights)
+        with v.module.frozen_weights():
             F.cross_entropy(v.net(x), y).backward()
-        finally:
-            for p in weights:
-                p.requires_grad_(True)
     v.a_opt.step()
 
 

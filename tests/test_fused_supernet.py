@@ -307,3 +307,50 @@ def test_fused_cells_keep_their_3x3_kernels_channels_last_and_the_reference_path
     fused.set_fused(False)
     assert all(k.is_contiguous() for k in kernels)  # same Parameter objects: optimisers keep them
     assert_same_state(ref, fused)
+
+
+def test_frozen_weights_lets_a_compiled_architecture_step_skip_the_weight_gradients() -> None:
+    """`Supernet.frozen_weights()` is how a torch.compile'd architecture step avoids the weight gradients that
+    AOTAutograd's backward would otherwise compute: inside it the compiled op's backward makes the eager
+    architecture step's GEMM / conv-backward calls, α's gradient equals eager's, no weight gets a gradient,
+    requires_grad comes back (also after an exception), and alternating weight and architecture steps
+    compiles two graphs once, not a new one per step."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+
+    _, fused = pair("point2d", seed=13)
+    torch._dynamo.reset()
+    compiled = torch.compile(fused, backend="inductor", fullgraph=True)
+    x = batch()
+
+    def arch_step(net):
+        def run():
+            fused.zero_grad(set_to_none=True)
+            with fused.frozen_weights():
+                net(x).square().mean().backward()
+        return run
+
+    def weight_step():
+        fused.zero_grad(set_to_none=True)
+        compiled(x).square().mean().backward()
+
+    for _ in range(2):
+        arch_step(compiled)()
+        weight_step()
+    graphs = counters["stats"]["unique_graphs"]
+    calls = {name: _kernel_calls_in_cell_backward(arch_step(net)) for name, net in (("eager", fused),
+                                                                                  ("compiled", compiled))}
+    assert calls["compiled"] == calls["eager"], calls
+    assert all(p.grad is None for p in fused.weight_parameters())
+    compiled_alpha = fused.alpha.grad.clone()
+    arch_step(fused)()
+    torch.testing.assert_close(compiled_alpha, fused.alpha.grad)
+    for _ in range(2):
+        weight_step()
+        arch_step(compiled)()
+    assert counters["stats"]["unique_graphs"] == graphs  # no recompiles once both graphs exist
+    assert all(p.requires_grad for p in fused.parameters())
+    with pytest.raises(RuntimeError, match="inside"), fused.frozen_weights():
+        assert not any(p.requires_grad for p in fused.weight_parameters())
+        raise RuntimeError("inside")
+    assert all(p.requires_grad for p in fused.parameters())

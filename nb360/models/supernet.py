@@ -21,6 +21,8 @@ the same parameters, buffers and values; `fused=False` keeps the plain-PyTorch r
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
 
@@ -184,6 +186,24 @@ class Supernet(WindowedInference, nn.Module):
     def weight_parameters(self) -> list[nn.Parameter]:
         """Every parameter except α (stem, cells, reduction blocks, head)."""
         return [p for name, p in self.named_parameters() if name != "alpha"]
+
+    @contextlib.contextmanager
+    def frozen_weights(self) -> Iterator[None]:
+        """Weights' requires_grad off inside the block (an architecture step), restored on exit.
+
+        Eager autograd and the fused op already skip the weight gradients of `backward(inputs=[alpha])`;
+        a `torch.compile`'d graph cannot (AOTAutograd's backward returns every gradient its inputs
+        require, whatever `inputs=` asks), so a compiled architecture step freezes the weights instead:
+        Dynamo then compiles a second graph, once, without them.
+        """
+        weights = [p for p in self.weight_parameters() if p.requires_grad]
+        for p in weights:
+            p.requires_grad_(False)
+        try:
+            yield
+        finally:
+            for p in weights:
+                p.requires_grad_(True)
 
     def set_mixed(self, mixed: MixedSumImpl) -> None:
         """Switch every cell's mixed-edge implementation ('reference' or 'mixed_sum')."""
