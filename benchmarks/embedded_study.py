@@ -1,6 +1,7 @@
 """How reproducible is an embedded-table protocol? Seed noise, rebuild noise and the ranking of the top cells.
 
-Trains a sample of distinct NB201 cells (the v1 embedded table's best 16 plus 16 drawn at random, seeded)
+Trains a sample of distinct NB201 cells (the embedded table's best 16 plus 16 drawn at random, seeded; the
+study in benchmarks/RESULTS.md drew them from the v1 table, and WORK's study.json keeps a sample once drawn)
 on the embedded Darcy Flow data under each candidate protocol, with `nb360 table build` itself:
 three seeds with the batched builder, and seed 0 again one arch at a time (a rebuild through other
 float arithmetic: grouped vs single convolutions, as a rebuild on another CPU differs). Prints, per protocol:
@@ -11,7 +12,7 @@ float arithmetic: grouped vs single convolutions, as a rebuild on another CPU di
   three-seed mean;
 - the spread that must be resolved: the gap between the sample's best and its 10th-best seed mean;
 - ranking stability: how many of the sample's top 10 by three-seed mean stay in the top 10 when seed 0 is
-  replaced by its rebuild.
+  replaced by its rebuild; the spread of the cells' three-seed means (what seed noise has to be small against).
 
   .venv/bin/python benchmarks/embedded_study.py --data .embedded-build/data --work .embedded-build/study
 
@@ -33,7 +34,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine  # noqa: E402
 
-PROTOCOLS = {"lr0.05-hp4": {"lr": 0.05, "epochs": 4}, "lr0.02-hp4": {"lr": 0.02, "epochs": 4}}
+PROTOCOLS = {"lr0.05-hp4": {"lr": 0.05, "epochs": 4}, "lr0.02-hp4": {"lr": 0.02, "epochs": 4},
+             "lr0.02-hp12": {"lr": 0.02, "epochs": 12}, "lr0.02-hp24": {"lr": 0.02, "epochs": 24},
+             "lr0.05-hp24": {"lr": 0.05, "epochs": 24}}
 METRIC = "ori-test-rel_l2"
 
 
@@ -78,7 +81,7 @@ def analyse(cells: list[int], stacked: dict[int, dict], rebuilt: dict[int, dict]
     swapped = np.vstack([again, runs[1:]]).mean(0)
     top = set(np.argsort(mean)[:10])
     order = np.sort(mean)
-    return {"rebuild_max_abs": float(diff.max()), "rebuild_max_rel": float((diff / runs[0]).max()),
+    return {"between_cell_std": float(mean.std(ddof=1)), "rebuild_max_abs": float(diff.max()), "rebuild_max_rel": float((diff / runs[0]).max()),
             "rebuild_over_1pct": int((diff / runs[0] > 0.01).sum()), "seed_std_median": float(np.median(std)),
             "seed_std_max": float(std.max()), "mean_stderr_median": float(np.median(std) / np.sqrt(len(runs))),
             "best": float(order[0]), "gap_best_to_10th": float(order[9] - order[0]),
@@ -157,6 +160,8 @@ def main() -> None:
     parser.add_argument("--rebuild-top-of", metavar="TABLE",
                         help="instead: rebuild TABLE's 50 best cells for seed 777 one arch at a time and compare")
     parser.add_argument("--describe", metavar="TABLE", help="instead: print a multi-seed table's noise and spread")
+    parser.add_argument("--protocols", nargs="+", choices=sorted(PROTOCOLS), default=list(PROTOCOLS),
+                        help="the protocols to compare (default: all; built ones are read back from WORK)")
     args = parser.parse_args()
     Path(args.work).mkdir(parents=True, exist_ok=True)
     if args.describe:
@@ -167,15 +172,19 @@ def main() -> None:
         print(json.dumps(result, indent=2))
         (Path(args.work) / "rebuild.json").write_text(json.dumps(result, indent=2))
         return
-    cells = sample_cells()
+    previous = Path(args.work) / "study.json"
+    # The cells of an earlier study in WORK are kept, so protocols added later are compared on the same sample.
+    earlier = json.loads(previous.read_text()) if previous.exists() else {"cells": sample_cells(), "results": {}}
+    cells = earlier["cells"]
     print(f"machine: {machine('torch')}; {len(cells)} cells", flush=True)
-    results = {}
-    for name, protocol in PROTOCOLS.items():
+    results = earlier["results"]
+    for name in args.protocols:
+        protocol = PROTOCOLS[name]
         stacked = build(f"{name}-stacked", cells, protocol, (0, 1, 2), 16, args)
         rebuilt = build(f"{name}-rebuild", cells, protocol, (0,), 1, args)
         results[name] = analyse(cells, stacked, rebuilt)
         print(name, json.dumps(results[name]), flush=True)
-    (Path(args.work) / "study.json").write_text(json.dumps({"cells": cells, "results": results}, indent=2))
+        previous.write_text(json.dumps({"cells": cells, "results": results}, indent=2))
 
 
 if __name__ == "__main__":
