@@ -1,8 +1,9 @@
 """Table-builder throughput: stacked (batched) training of K architectures vs one at a time, in one process.
 
 Both builders train the same cells (a block of the stacked shard order, which groups cells by operations,
-as `nb360 table build --stack K` shards them) with the embedded table's protocol (generated Darcy Flow,
-C=4, N=1, batch 32, SGD lr 0.05, 4 epochs) through `nb360.build.worker.run_shard`, one torch thread, each
+as `nb360 table build --stack K` shards them) with the v2 embedded table's protocol (generated Darcy Flow,
+C=4, N=1, batch 32, SGD lr 0.05, 4 epochs; v3 trains 24 epochs at lr 0.02: six times the steps, the same
+cost per step, so the same ratios) through `nb360.build.worker.run_shard`, one torch thread, each
 variant measured right after the others in this process. Figures: process CPU seconds per cell (what a
 core spends; robust on a shared machine) and wall seconds per cell, with the ratio to one-at-a-time.
 Cells per minute on a 2-core machine with two workers = 2 x 60 / (CPU seconds per cell) when the

@@ -16,8 +16,8 @@ float arithmetic: grouped vs single convolutions, as a rebuild on another CPU di
 
   .venv/bin/python benchmarks/embedded_study.py --data .embedded-build/data --work .embedded-build/study
 
-`--rebuild-top-of TABLE` instead rebuilds a built table's 50 best cells (three-seed mean) for seed 777 one
-arch at a time, and reports the largest difference and how many of the 50 keep their rank when seed 777
+`--rebuild-top-of TABLE` instead rebuilds a built table's 50 best cells (three-seed mean at its highest
+fidelity, the one searches report) for seed 777 one arch at a time, and reports the largest difference and how many of the 50 keep their rank when seed 777
 is replaced by its rebuild. Resumable: each build keeps its work directory.
 """
 
@@ -90,11 +90,13 @@ def analyse(cells: list[int], stacked: dict[int, dict], rebuilt: dict[int, dict]
                                                 np.argsort(np.argsort(runs[1:].mean(0))))[0, 1])}
 
 
-def rebuild_check(table_path: str, args, top: int = 50, hp: str = "4", seed: int = 777) -> dict:
+def rebuild_check(table_path: str, args, top: int = 50, hp: str | None = None, seed: int = 777) -> dict:
     """Rebuild a built table's `top` cells (by seed mean) for one seed one arch at a time; compare with the table."""
     from nb360.table import Table
 
     table = Table.open(table_path)
+    # the highest fidelity by default: the one searches report and the main job ranks by
+    hp = hp or max({r.hp for r in table.runs}, key=int)
     run = next(r for r in table.runs if r.hp == hp and r.seed == seed)
     build_spec = run.protocol["build"]
     ids = table.arrays(hp=hp, seed=seed)[0]
@@ -104,8 +106,15 @@ def rebuild_check(table_path: str, args, top: int = 50, hp: str = "4", seed: int
     order = np.argsort(mean)
     cells = sorted(int(a) for a in ids[order[:top]])
     protocol = {"lr": build_spec["lr"], "epochs": build_spec["epochs"]}
-    args.data = build_spec["data_root"]
-    again = build(f"rebuild-top{top}-seed{seed}", cells, protocol, (seed,), 1, args)[seed]
+    # --data: the table records its data root relative to where it was built (the same files, checked by sha256 below)
+    again = build(f"rebuild-top{top}-hp{hp}-seed{seed}", cells, protocol, (seed,), 1, args)[seed]
+    rebuilt_table = Table.open(Path(args.work) / f"rebuild-top{top}-hp{hp}-seed{seed}.h5")
+    def mats(r) -> dict:
+        return {f: d["sha256"] for f, d in r.protocol["data"]["files"].items() if f.endswith(".mat")}
+
+    same = mats(rebuilt_table.runs[0]) == mats(run)
+    if not same:
+        raise SystemExit(f"--data {args.data} holds other files than {table_path} was trained on")
     row = seeds.index(seed)
     rebuilt = values.copy()
     rebuilt[row] = [again.get(int(a), values[row, i]) for i, a in enumerate(ids)]
@@ -114,7 +123,7 @@ def rebuild_check(table_path: str, args, top: int = 50, hp: str = "4", seed: int
     old_rank = {int(ids[i]): r for r, i in enumerate(order)}
     new_rank = {int(ids[i]): r for r, i in enumerate(new_order)}
     top_cells = [int(ids[i]) for i in order[:top]]
-    return {"cells": len(cells), "seed": seed, "max_abs_diff": float(diff.max()),
+    return {"cells": len(cells), "hp": hp, "seed": seed, "max_abs_diff": float(diff.max()),
             "max_rel_diff": float((diff / np.array([again[a] for a in cells])).max()),
             "median_abs_diff": float(np.median(diff)),
             "top_kept_exact_rank": sum(old_rank[a] == new_rank[a] for a in top_cells),
@@ -158,7 +167,8 @@ def main() -> None:
     parser.add_argument("--work", required=True)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--rebuild-top-of", metavar="TABLE",
-                        help="instead: rebuild TABLE's 50 best cells for seed 777 one arch at a time and compare")
+                        help="instead: rebuild TABLE's 50 best cells (highest fidelity) for seed 777 one arch at a time and compare")
+    parser.add_argument("--rebuild-hp", metavar="HP", help="the fidelity --rebuild-top-of rebuilds (default: the highest)")
     parser.add_argument("--describe", metavar="TABLE", help="instead: print a multi-seed table's noise and spread")
     parser.add_argument("--protocols", nargs="+", choices=sorted(PROTOCOLS), default=list(PROTOCOLS),
                         help="the protocols to compare (default: all; built ones are read back from WORK)")
@@ -168,9 +178,9 @@ def main() -> None:
         print(json.dumps(describe(args.describe), indent=2))
         return
     if args.rebuild_top_of:
-        result = rebuild_check(args.rebuild_top_of, args)
+        result = rebuild_check(args.rebuild_top_of, args, hp=args.rebuild_hp)
         print(json.dumps(result, indent=2))
-        (Path(args.work) / "rebuild.json").write_text(json.dumps(result, indent=2))
+        (Path(args.work) / f"rebuild-hp{result['hp']}.json").write_text(json.dumps(result, indent=2))
         return
     previous = Path(args.work) / "study.json"
     # The cells of an earlier study in WORK are kept, so protocols added later are compared on the same sample.

@@ -6,7 +6,7 @@ import pytest
 
 from nb360.cli import main
 
-EMBEDDED = ["--table", "nb360/resources/darcyflow-nb201-v2.h5"]
+EMBEDDED = ["--table", "nb360/resources/darcyflow-nb201-v3.h5"]
 
 
 @pytest.mark.parametrize(("argv", "message"), [

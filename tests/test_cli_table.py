@@ -52,16 +52,18 @@ def test_query_defaults_to_the_highest_recorded_fidelity_and_prints_units() -> N
     from nb360.table import Table
     from nb360.table.embedded import embedded_table_path
 
-    arch = str(Table.open(embedded_table_path()).archs()[0])
-    proc = nb360("table", "query", str(embedded_table_path()), arch)  # the embedded table records hp 1 and 4
+    table = Table.open(embedded_table_path())  # records two short fidelities (hp = epochs), not NATS's '200'
+    arch, high = str(table.archs()[0]), table.highest_hp()
+    proc = nb360("table", "query", str(embedded_table_path()), arch)
     assert proc.returncode == 0, proc.stderr
-    assert "darcyflow, hp 4," in proc.stdout and "at epoch 3 of 0..3:" in proc.stdout
+    last = int(high) - 1
+    assert f"darcyflow, hp {high}," in proc.stdout and f"at epoch {last} of 0..{last}:" in proc.stdout
     lines = {line.split()[0]: line for line in proc.stdout.splitlines() if line.startswith("  ")}
     assert lines["params"].endswith("M params") and lines["flops"].endswith("MFLOPs")
     assert lines["latency"].endswith(" s") and lines["train-time-per-epoch"].endswith(" s")
     assert lines["ori-test-accuracy"].split()[-1] != "s"
     q = json.loads(nb360("table", "query", str(embedded_table_path()), arch, "--json").stdout)
-    assert q["hp"] == "4" and q["units"]["params"] == "M params"
+    assert q["hp"] == high and q["units"]["params"] == "M params"
 
 
 def test_info_says_what_data_the_embedded_table_was_built_on() -> None:

@@ -84,9 +84,11 @@ def test_bohb_on_the_embedded_table(tmp_path: Path, capsys: pytest.CaptureFixtur
 
     out = tmp_path / "bohb"
     assert main(["search", "--method", "bohb", "--table", str(embedded_table_path()), "--repeats", "5",
-                 "--iterations", "30", "--out", str(out), "--no-progress", "--no-plots", "--json"]) == 0
+                 "--iterations", "30", "--max-budget", "4", "--out", str(out), "--no-progress", "--no-plots",
+                 "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    assert summary["protocol"] == "nb360" and summary["queries_mean"] == 15 * 6  # 2 budgets: 6 queries / 2 iterations
+    # budgets 4 and 4/3 epochs: two levels, 6 queries per 2 iterations
+    assert summary["protocol"] == "nb360" and summary["queries_mean"] == 15 * 6
     config = json.loads((out / "config.json").read_text())
     assert config["bohb"] == {"num_samples": 4, "random_fraction": 0.0, "bandwidth_factor": 3.0,
                               "min_bandwidth": 0.3, "top_n_percent": 15}

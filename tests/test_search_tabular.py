@@ -378,7 +378,13 @@ def test_cli_writes_a_run_directory(structured: Table, tmp_path: Path, capsys: p
     assert main(["search", "--method", "rea", "--table", structured.path, "--budget", "800", "--out",
                  str(out), "--no-progress"]) == 2  # refuses to overwrite
     assert main(["search", "--method", "rea", "--table", structured.path, "--out", str(tmp_path / "x")]) == 2
-    assert main(["search", "--method", "rea", "--budget", "5"]) == 2
+    # no --table: the embedded table, as `nb360 run` searches, said on stderr
+    assert main(["search", "--method", "rea", "--budget", "60", "--repeats", "1", "--no-plots", "--no-progress",
+                 "--out", str(tmp_path / "embedded")]) == 0
+    captured = capsys.readouterr()
+    assert "no --table: searching the embedded Darcy Flow table" in captured.err
+    assert "rea on darcyflow" in captured.out and "found: |" in captured.out
+    assert (tmp_path / "embedded" / "summary.json").exists()
 
 
 def test_a_budget_far_beyond_the_table_is_refused_with_the_largest_sensible_one() -> None:

@@ -71,7 +71,7 @@ def test_wheel_builds_and_works_in_a_fresh_venv(tmp_path: Path, fixture_table: P
 
     names = zipfile.ZipFile(wheel).namelist()
     for expected in ("nb360/__init__.py", "nb360/_build_info.py", "nb360/cards/darcyflow.toml",
-                     "nb360/resources/darcyflow-nb201-v2.h5"):  # task cards and the embedded table ship
+                     "nb360/resources/darcyflow-nb201-v3.h5"):  # task cards and the embedded table ship
         assert expected in names, f"{expected} is missing from the wheel"
     assert any(n.startswith("nb360/_table.") for n in names) and any(n.startswith("nb360/_C.") for n in names)
     # libtorch comes from the torch wheel at run time and must never be vendored into ours.

@@ -70,7 +70,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", action="store_true", help="print the result summary as JSON")
 
     g = tabular = parser.add_argument_group("tabular search")
-    g.add_argument("--table", metavar="PATH", help="nb360 table (.h5) to search")
+    g.add_argument("--table", metavar="PATH",
+                   help="nb360 table (.h5) to search (default: the embedded Darcy Flow table nb360 run searches)")
     g.add_argument("--protocol", choices=["nb360", "nb201"], default="nb360",
                    help="rules and hyper-parameters: nb360 (default; NAS-Bench-360's and NATS's scripts exactly) or "
                         "nb201 (the older NAS-Bench-201 rules); see the table above")

@@ -69,8 +69,12 @@ def run_tabular(args: argparse.Namespace) -> int:
     from ..table import Table
 
     if not args.table:
-        raise InputError(f"{args.method} searches a table: pass --table PATH (an nb360 table; `nb360 table import` "
-                         "converts released ones)")
+        from ..table.embedded import embedded_table_path
+
+        # as `nb360 run` does: the table that ships with nb360, so a first search needs no download
+        args.table = str(embedded_table_path())
+        print(f"no --table: searching the embedded Darcy Flow table {args.table} (generated data; "
+              "nb360/resources/README.md)", file=sys.stderr)
     protocol = get_protocol(args.protocol)
     methods = list(ALGORITHMS) if args.method == "all" else [args.method]
     if args.budget is None and args.max_queries is None and any(budget_bounds(m, protocol) for m in methods):
@@ -134,6 +138,8 @@ def _print_one(args: argparse.Namespace, problem: Any, result: Any, run_dir: Pat
     if top["repeats"] > 1:
         print(f"most often found: {top['arch_str']} (index {top['arch']}, by {top['repeats']} of {args.repeats} "
               "repeats)")
+    elif args.repeats == 1:
+        print(f"found: {top['arch_str']} (index {top['arch']})")
     else:
         print("every repeat ended on a different architecture (all of them: genotype.json)")
     print(f"run directory: {run_dir}")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-EMBEDDED_FILE = "darcyflow-nb201-v2.h5"
+EMBEDDED_FILE = "darcyflow-nb201-v3.h5"
 # The generated Darcy Flow set the embedded table was trained on (`nb360 data generate darcyflow` settings);
 # the main job generates the same files, so searches on the table and retraining use the same data.
 EMBEDDED_DATA = {"n_train": 300, "n_test": 100, "resolution": 15, "seed": 0}
 # The `mat_body_sha256` (the bytes after the MAT header's free text) of the embedded set, computed on 2026-11-23
-# from the inputs of the first embedded table, whose header text held the creation time. The v2 table was
-# trained on files generated with nb360's fixed header text, whose full sha256 its record holds; both tables'
+# from the inputs of the first embedded table, whose header text held the creation time. The v2 and v3 tables were
+# trained on files generated with nb360's fixed header text, whose full sha256 its record holds; all the tables'
 # data are these bodies. `tests/test_main_job.py` regenerates the set and checks them.
 EMBEDDED_DATA_BODY_SHA256 = {
     "darcyflow_generated_train.mat": "931b7c0b3bfd9b598abd23d0f3b7e3faeb07965d91334fe1f87a0b8f1a8b026d",
