@@ -142,10 +142,17 @@ def _step_tabular(cfg: MainJobConfig, table_path: Path, out: Path, say: Progress
             "search_hp": problem.search_hp, "final_hp": problem.final_hp,
             "seeds": [int(s) for s in table.seeds(problem.final_hp, problem.final_task)],
             "archs_recorded": int(len(problem.recorded)), "seed_noise": _seed_noise(table, problem),
+            "neighbours": _neighbour_density(problem),
             "comparison": compare_finals(finals["rea"], finals["rs"], problem.final_mode),
             "final_mode": problem.final_mode, "summaries": results,
             "optimum": {"arch": int(best_index), "value": float(best_value)},
             "found_arch": int(top["arch"]), "found_arch_str": top["arch_str"]}
+
+
+def _neighbour_density(problem: Any) -> dict[str, float]:
+    """How many recorded one-edge neighbours a recorded arch has: what REA's mutations can reach on a partial table."""
+    n = problem.num_neighbours[problem.recorded]
+    return {"mean": float(n.mean()), "none": float((n == 0).mean())}
 
 
 def _seed_noise(table: Any, problem: Any) -> dict[str, Any]:
@@ -238,6 +245,14 @@ def _comparison_text(tab: dict[str, Any]) -> str:
     if noise.get("median_std") is not None:
         facts += (f" Seed noise of the final metric: median std {noise['median_std']:.4f}, largest "
                   f"{noise['max_std']:.4f} over {noise['seeds']} seeds.")
+    density = tab.get("neighbours")
+    if density is not None and density["mean"] < 4:
+        # REA mutates one edge; on a sparse table most children are not recorded and the search draws a random
+        # recorded arch instead (problem.mutate_by_node), so REA cannot differ much from random search there
+        facts += (f" The table is sparse: a searchable arch has on average {density['mean']:.2f} recorded one-edge "
+                  f"neighbours of 24 ({density['none']:.0%} have none), so most of REA's mutations fall back to a "
+                  "random recorded arch and REA is close to random search by construction; comparing them needs a "
+                  "denser table (`--table`).")
     if not c or c.get("p_value") is None:
         return facts
     sign = "+" if c["difference"] >= 0 else "−"

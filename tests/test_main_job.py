@@ -183,3 +183,20 @@ def test_compare_finals_says_plainly_whether_methods_differ() -> None:
     lower_is_better = compare_finals(rng.normal(0.08, 0.01, 100), rng.normal(0.10, 0.01, 100), "min")
     assert lower_is_better["verdict"] == "REA better"
     assert compare_finals(np.array([0.9]), np.array([0.8]), "max")["verdict"] == "no real difference"  # one repeat
+
+
+def test_report_says_when_a_sparse_table_makes_rea_close_to_random_search(tiny_job) -> None:
+    from nb360.main_job import _comparison_text
+    from nb360.search.tabular import TabularProblem
+    from nb360.table import Table
+
+    cfg, report, _ = tiny_job
+    summary = json.loads((report.parent / "summary.json").read_text())
+    problem = TabularProblem.from_table(Table.open(cfg.table))
+    n = problem.num_neighbours[problem.recorded]  # counted here independently of the job
+    assert summary["tabular"]["neighbours"] == pytest.approx({"mean": n.mean(), "none": (n == 0).mean()})
+    base = {"search_metric": "x-valid-accuracy", "search_hp": "4", "final_hp": "4", "seeds": [0],
+            "archs_recorded": 160}
+    sparse = _comparison_text({**base, "neighbours": {"mean": 0.41, "none": 0.64}})
+    assert "0.41 recorded one-edge neighbours of 24 (64% have none)" in sparse and "by construction" in sparse
+    assert "sparse" not in _comparison_text({**base, "neighbours": {"mean": 24.0, "none": 0.0}})  # a full table
