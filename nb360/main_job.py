@@ -171,9 +171,23 @@ def compare_finals(a: np.ndarray, b: np.ndarray, mode: str) -> dict[str, Any]:
     from scipy import stats
 
     a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    diff = float(a.mean() - b.mean())
-    stderr = float(np.sqrt(a.var(ddof=1) / len(a) + b.var(ddof=1) / len(b))) if min(len(a), len(b)) > 1 else None
-    p = float(stats.ttest_ind(a, b, equal_var=False).pvalue) if stderr else None
+    # Every repeat of a method often ends on the same arch (small tables): its variance is then exactly 0, not
+    # the rounding of its mean that np.var / scipy's ttest_ind compute (and warn about as "catastrophic
+    # cancellation"); so Welch's test is written out with exact zeros (equal to ttest_ind(equal_var=False) else).
+    def mean_var(x: np.ndarray) -> tuple[float, float]:
+        return (float(x[0]), 0.0) if np.ptp(x) == 0 else (float(x.mean()), float(x.var(ddof=1)))
+
+    (ma, va), (mb, vb) = mean_var(a), mean_var(b)
+    diff = ma - mb
+    stderr = p = None
+    if min(len(a), len(b)) > 1:
+        sa, sb = va / len(a), vb / len(b)
+        stderr = float(np.sqrt(sa + sb))
+        if stderr == 0:
+            p = 1.0 if diff == 0 else 0.0
+        else:
+            df = (sa + sb) ** 2 / (sa**2 / (len(a) - 1) + sb**2 / (len(b) - 1))
+            p = float(2 * stats.t.sf(abs(diff) / stderr, df))
     better = diff > 0 if mode == "max" else diff < 0
     if p is None or not np.isfinite(p) or p >= 0.05:
         verdict = "no real difference"

@@ -183,6 +183,20 @@ def test_compare_finals_says_plainly_whether_methods_differ() -> None:
     lower_is_better = compare_finals(rng.normal(0.08, 0.01, 100), rng.normal(0.10, 0.01, 100), "min")
     assert lower_is_better["verdict"] == "REA better"
     assert compare_finals(np.array([0.9]), np.array([0.8]), "max")["verdict"] == "no real difference"  # one repeat
+    import warnings
+
+    from scipy import stats
+
+    for x, y in ((rng.normal(0.9, 0.01, 30), rng.normal(0.905, 0.02, 45)), (np.full(30, 0.9), rng.normal(0.9, 0.01, 8))):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            reference = stats.ttest_ind(x, y, equal_var=False).pvalue  # the oracle (warns on the constant x)
+        assert compare_finals(x, y, "max")["p_value"] == pytest.approx(reference, rel=1e-6)
+    # every repeat on one value (a small table): decided without a t-test on rounding noise
+    tie = compare_finals(np.full(50, 0.9164), np.full(40, 0.9164), "max")
+    assert tie["verdict"] == "no real difference" and tie["difference"] == 0 and tie["p_value"] == 1.0
+    apart = compare_finals(np.full(50, 0.9164), np.full(40, 0.9168), "max")
+    assert apart["verdict"] == "random search better" and apart["difference"] == pytest.approx(-0.0004)
 
 
 def test_report_says_when_a_sparse_table_makes_rea_close_to_random_search(tiny_job) -> None:
