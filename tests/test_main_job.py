@@ -25,7 +25,7 @@ def tiny_job(tmp_path_factory):
     data = tmp / "data"
     generate_darcyflow(data, n_train=40, n_test=10, resolution=8, seed=0, workers=1, progress=False)
     spec = BuildSpec(task="darcyflow", data_root=str(data), epochs=2, archs="0-11", channels=2, cells=1,
-                     batch_size=8, lr=0.05, latency_repeats=2)
+                     batch_size=8, lr=0.05, latency_repeats=2, seeds=(777, 888))  # two seeds: seed means differ
     table = build_table(spec, tmp / "tiny.h5", shard_size=6, progress=False)
     cfg = MainJobConfig(out=str(tmp / "run"), data_root=str(tmp / "run-data"), table=str(table), repeats=4,
                         search_epochs=1, search_channels=2, search_cells=1, eval_epochs=1, eval_channels=2,
@@ -214,3 +214,24 @@ def test_report_says_when_a_sparse_table_makes_rea_close_to_random_search(tiny_j
     sparse = _comparison_text({**base, "neighbours": {"mean": 0.41, "none": 0.64}})
     assert "0.41 recorded one-edge neighbours of 24 (64% have none)" in sparse and "by construction" in sparse
     assert "sparse" not in _comparison_text({**base, "neighbours": {"mean": 24.0, "none": 0.0}})  # a full table
+
+
+def test_the_main_job_compares_methods_on_seed_means(tiny_job) -> None:
+    from nb360.search.tabular import TabularProblem
+    from nb360.table import Table
+
+    cfg, report, _ = tiny_job
+    problem = TabularProblem.from_table(Table.open(cfg.table))
+    summary = json.loads((report.parent / "summary.json").read_text())
+    assert summary["tabular"]["protocol"] == "nb360-seed-mean"
+    for method in ("rea", "rs"):
+        out = report.parent / "tabular" / method
+        repeats = json.loads((out / "genotype.json").read_text())["per_repeat"]
+        # each repeat's final metric is its arch's mean over the seeds, not one seed drawn (nb360's is_random=True)
+        assert [r["final"] for r in repeats] == pytest.approx([problem.final_values[r["arch"]] for r in repeats])
+        assert json.loads((out / "config.json").read_text())["protocol"] == "nb360-seed-mean"
+        found = np.array([r["arch"] for r in repeats])
+        table = Table.open(cfg.table)
+        seeds = np.array([table.query_batch(found, problem.final_metric, -1, seed=s) for s in (777, 888)])
+        assert (seeds[0] != seeds[1]).all()  # so any one seed drawn would differ from the mean
+    assert "mean over the table's seeds (NATS's `is_random=False`)" in report.read_text()

@@ -15,6 +15,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="The main job, needing no download: generate a small Darcy Flow set, run tabular search (REA "
                     "vs random search) on the precomputed table shipped with nb360, run a short E2RNAS search on the "
                     "task, retrain the architectures found against the dense WRN baseline, and write REPORT.md.\n\n"
+                    "The tabular searches follow NAS-Bench-360's rules (`nb360 search --protocol nb360`) with one "
+                    "deviation: the final metric of an architecture found is its mean over the table's seeds (NATS's "
+                    "is_random=False), not one random seed's as NAS-Bench-360's scripts read it, so REA and random "
+                    "search are compared on seed means rather than on one seed's luck.\n\n"
                     "With no options it takes about a minute and a half on 2 CPU cores. Rerunning the same command "
                     "continues an interrupted job. Scale it up with --eval-epochs 0 (the task card's full protocol), more "
                     "--eval-seeds, --search-epochs, --search-channels/--search-cells and --device cuda.")
