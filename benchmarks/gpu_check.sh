@@ -26,6 +26,20 @@ step() {  # step NAME COMMAND...: run, log to $out/NAME.log, remember a failure,
 }
 
 step nvidia-smi nvidia-smi
+# torch's CMake config finds CUDA with the legacy FindCUDA, which looks for the toolkit beside nvcc: a wrapper
+# nvcc outside the toolkit (as on the development machine) fails with "Could NOT find CUDA (missing:
+# CUDA_INCLUDE_DIRS CUDA_CUDART_LIBRARY)" unless the toolkit's root is named.
+cuda_root="${CUDA_HOME:-}"
+if [ -z "$cuda_root" ]; then
+  for d in /usr/local/cuda /usr/local/cuda-*; do
+    if [ -x "$d/bin/nvcc" ]; then cuda_root="$d"; break; fi
+  done
+fi
+if [ -n "$cuda_root" ]; then
+  export CUDACXX="${CUDACXX:-$cuda_root/bin/nvcc}"
+  export CMAKE_ARGS="${CMAKE_ARGS:-} -DCUDA_TOOLKIT_ROOT_DIR=$cuda_root"
+  echo "== CUDA toolkit: $cuda_root (CUDACXX=$CUDACXX)"
+fi
 step build env NB360_CUDA=ON "$py" -m pip install --no-build-isolation --no-deps -v -e .
 if [ "$failed" -ne 0 ]; then
   echo "gpu_check: the CUDA build failed; nothing else was run" >&2
@@ -35,6 +49,9 @@ step info "$py" -m nb360 info
 cat "$out/info.log"
 step gpu-tests "$py" -m pytest -q -m gpu -rs -p no:cacheprovider tests/
 tail -n 3 "$out/gpu-tests.log"
+if grep -q "no CUDA GPU visible" "$out/gpu-tests.log"; then  # skipped is not passed: torch saw no GPU
+  echo "   FAILED: gpu tests were skipped because torch sees no CUDA GPU"; failed=1
+fi
 step selfcheck "$py" docker/selfcheck.py --require-gpu --data tests/fixtures/nats-tss-v1_0-3ffb9-simple
 step supernet-bench "$py" benchmarks/supernet_bench.py --device cuda
 cat "$out/supernet-bench.log"
