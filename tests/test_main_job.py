@@ -200,7 +200,7 @@ def test_compare_finals_says_plainly_whether_methods_differ() -> None:
 
 
 def test_report_says_when_a_sparse_table_makes_rea_close_to_random_search(tiny_job) -> None:
-    from nb360.main_job import _comparison_text
+    from nb360.main_job.tabular import comparison_text
     from nb360.search.tabular import TabularProblem
     from nb360.table import Table
 
@@ -211,9 +211,9 @@ def test_report_says_when_a_sparse_table_makes_rea_close_to_random_search(tiny_j
     assert summary["tabular"]["neighbours"] == pytest.approx({"mean": n.mean(), "none": (n == 0).mean()})
     base = {"search_metric": "x-valid-accuracy", "search_hp": "4", "final_hp": "4", "seeds": [0],
             "archs_recorded": 160}
-    sparse = _comparison_text({**base, "neighbours": {"mean": 0.41, "none": 0.64}})
+    sparse = comparison_text({**base, "neighbours": {"mean": 0.41, "none": 0.64}})
     assert "0.41 recorded one-edge neighbours of 24 (64% have none)" in sparse and "by construction" in sparse
-    assert "sparse" not in _comparison_text({**base, "neighbours": {"mean": 24.0, "none": 0.0}})  # a full table
+    assert "sparse" not in comparison_text({**base, "neighbours": {"mean": 24.0, "none": 0.0}})  # a full table
 
 
 def test_the_main_job_compares_methods_on_seed_means(tiny_job) -> None:

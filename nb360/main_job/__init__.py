@@ -8,6 +8,7 @@
 
 Every step writes into the run directory and skips or resumes what is already there, so rerunning the
 command after an interruption continues. Options scale every step up to the full protocol.
+The tabular step and its statistics live in `nb360.main_job.tabular`.
 """
 
 from __future__ import annotations
@@ -15,16 +16,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from . import __version__
-from .errors import DataError, InputError
-from .search.tabular.protocol import NB360
-from .table.embedded import EMBEDDED_DATA, EMBEDDED_DATA_BODY_SHA256, embedded_table_path
+from .. import __version__
+from ..errors import DataError, InputError
+from ..table.embedded import EMBEDDED_DATA, EMBEDDED_DATA_BODY_SHA256, embedded_table_path
+from .tabular import MAIN_JOB_PROTOCOL, compare_finals, comparison_text, step_tabular
 
 TASK = "darcyflow"
 # Robustness of the retrained architectures the searches found (nb360.evaluate.attacks; the card's threat model:
@@ -68,8 +67,8 @@ def _write_json(path: Path, payload: Any) -> None:
 
 
 def _step_data(cfg: MainJobConfig, root: Path, say: Progress) -> dict[str, Any]:
-    from .data.darcy_generator import generate_darcyflow
-    from .data.fingerprint import fingerprint
+    from ..data.darcy_generator import generate_darcyflow
+    from ..data.fingerprint import fingerprint
 
     marker = root / "darcyflow_generated.json"
     if marker.exists():
@@ -114,97 +113,8 @@ def compare_data(table_data: dict[str, Any], job_data: dict[str, Any],
     return {"same_generator_settings": same_settings, "identical_files": same_files, "identical_data": same_data}
 
 
-# NAS-Bench-360's search rules (the search default, docs/search-protocols.md) with one deviation: the incumbent's
-# final metric is its seed mean (NATS's is_random=False), where NAS-Bench-360's scripts read one random seed. Issue
-# 19: on a multi-seed table the main job compares methods on seed means, so one seed's luck is not a method's result.
-MAIN_JOB_PROTOCOL = replace(NB360, name="nb360-seed-mean", final_seed="mean")
-
-
-def _step_tabular(cfg: MainJobConfig, table_path: Path, out: Path, say: Progress) -> dict[str, Any]:
-    from .search.tabular import TabularProblem, run
-    from .search.tabular.output import save_result
-    from .table import Table
-
-    table = Table.open(table_path)
-    problem = TabularProblem.from_table(table)
-    runs = next(r for r in table.runs if r.hp == problem.search_hp)
-    costs = table.query_batch(problem.recorded, "train-time", -1, hp=problem.search_hp, task=problem.task,
-                              missing="nan")
-    # default budget: the simulated time of about 20 queries at the search fidelity
-    budget = cfg.budget if cfg.budget is not None else float(20 * runs.epochs * np.nanmedian(costs))
-    say(f"[2/5] tabular search on {table_path.name}: REA and random search, {cfg.repeats} repeats of "
-        f"{budget:.0f} simulated seconds each")
-    results, finals = {}, {}
-    for method in ("rea", "rs"):
-        result = run(method, problem, budget, repeats=cfg.repeats, seed=cfg.seed, protocol=MAIN_JOB_PROTOCOL)
-        save_result(result, out / "tabular" / method)
-        results[method] = result.summary()
-        finals[method] = result.final()[2]
-    best_index, best_value = table.best(problem.final_metric, hp=problem.final_hp, task=problem.final_task,
-                                        mode=problem.final_mode)
-    top = results["rea"]["most_found"][0]
-    return {"table": str(table_path), "table_provenance": table.info()["provenance"], "budget_s": budget,
-            "protocol": MAIN_JOB_PROTOCOL.name,
-            "search_metric": problem.search_metric, "final_metric": problem.final_metric,
-            "search_hp": problem.search_hp, "final_hp": problem.final_hp,
-            "seeds": [int(s) for s in table.seeds(problem.final_hp, problem.final_task)],
-            "archs_recorded": int(len(problem.recorded)), "seed_noise": _seed_noise(table, problem),
-            "neighbours": _neighbour_density(problem),
-            "comparison": compare_finals(finals["rea"], finals["rs"], problem.final_mode),
-            "final_mode": problem.final_mode, "summaries": results,
-            "optimum": {"arch": int(best_index), "value": float(best_value)},
-            "found_arch": int(top["arch"]), "found_arch_str": top["arch_str"]}
-
-
-def _neighbour_density(problem: Any) -> dict[str, float]:
-    """How many recorded one-edge neighbours a recorded arch has: what REA's mutations can reach on a partial table."""
-    n = problem.num_neighbours[problem.recorded]
-    return {"mean": float(n.mean()), "none": float((n == 0).mean())}
-
-
-def _seed_noise(table: Any, problem: Any) -> dict[str, Any]:
-    """Median and largest std over seeds of the final metric, across the recorded archs (None with one seed)."""
-    seeds = table.seeds(problem.final_hp, problem.final_task)
-    values = np.array([table.query_batch(problem.recorded, problem.final_metric, -1, hp=problem.final_hp,
-                                         task=problem.final_task, seed=s, missing="nan") for s in seeds])
-    if len(seeds) < 2:
-        return {"seeds": len(seeds), "median_std": None, "max_std": None}
-    std = np.nanstd(values, axis=0, ddof=1)
-    return {"seeds": len(seeds), "median_std": float(np.nanmedian(std)), "max_std": float(np.nanmax(std))}
-
-
-def compare_finals(a: np.ndarray, b: np.ndarray, mode: str) -> dict[str, Any]:
-    """Is method a's final metric over repeats really better or worse than b's? Welch's t-test, in plain words."""
-    from scipy import stats
-
-    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    # Every repeat of a method often ends on the same arch (small tables): its variance is then exactly 0, not
-    # the rounding of its mean that np.var / scipy's ttest_ind compute (and warn about as "catastrophic
-    # cancellation"); so Welch's test is written out with exact zeros (equal to ttest_ind(equal_var=False) else).
-    def mean_var(x: np.ndarray) -> tuple[float, float]:
-        return (float(x[0]), 0.0) if np.ptp(x) == 0 else (float(x.mean()), float(x.var(ddof=1)))
-
-    (ma, va), (mb, vb) = mean_var(a), mean_var(b)
-    diff = ma - mb
-    stderr = p = None
-    if min(len(a), len(b)) > 1:
-        sa, sb = va / len(a), vb / len(b)
-        stderr = float(np.sqrt(sa + sb))
-        if stderr == 0:
-            p = 1.0 if diff == 0 else 0.0
-        else:
-            df = (sa + sb) ** 2 / (sa**2 / (len(a) - 1) + sb**2 / (len(b) - 1))
-            p = float(2 * stats.t.sf(abs(diff) / stderr, df))
-    better = diff > 0 if mode == "max" else diff < 0
-    if p is None or not np.isfinite(p) or p >= 0.05:
-        verdict = "no real difference"
-    else:
-        verdict = "REA better" if better else "random search better"
-    return {"difference": diff, "stderr": stderr, "p_value": p, "verdict": verdict}
-
-
 def _e2rnas_config(cfg: MainJobConfig, data_root: Path) -> Any:
-    from .search.supernet.config import default_config
+    from ..search.supernet.config import default_config
 
     return default_config("e2rnas", TASK, data_root=str(data_root), seed=cfg.seed, C=cfg.search_channels,
                           N=cfg.search_cells, epochs=cfg.search_epochs, batch_size=32, objectives=cfg.objectives,
@@ -212,7 +122,7 @@ def _e2rnas_config(cfg: MainJobConfig, data_root: Path) -> Any:
 
 
 def _step_e2rnas(cfg: MainJobConfig, data_root: Path, out: Path, say: Progress) -> dict[str, Any]:
-    from .search.supernet import run_search
+    from ..search.supernet import run_search
 
     run_dir = out / "e2rnas"
     config = _e2rnas_config(cfg, data_root)
@@ -225,7 +135,7 @@ def _step_e2rnas(cfg: MainJobConfig, data_root: Path, out: Path, say: Progress) 
 
 def _step_evaluate(cfg: MainJobConfig, data_root: Path, out: Path, models: dict[str, dict[str, Any]],
                    say: Progress) -> dict[str, Any]:
-    from .evaluate import EvalSpec, evaluate
+    from ..evaluate import EvalSpec, evaluate
 
     say(f"[4/5] retraining {len(models)} models on {TASK} (train+val -> test), "
         f"{'the full protocol' if cfg.eval_epochs is None else f'{cfg.eval_epochs} epochs'}, seeds "
@@ -256,36 +166,8 @@ def _data_comparison_text(match: dict[str, bool | None], body_checksums: str) ->
             f"{body_checksums}) {data}.")
 
 
-def _comparison_text(tab: dict[str, Any]) -> str:
-    """The table's seeds and fidelities, its seed noise, and whether REA and random search really differ."""
-    c, noise = tab.get("comparison") or {}, tab.get("seed_noise") or {}
-    facts = (f"The search queries `{tab['search_metric']}` at fidelity hp {tab.get('search_hp')} (one recorded seed "
-             f"drawn per query, as NATS-Bench's `simulate_train_eval`); the final metric is the mean over the "
-             f"{len(tab.get('seeds', []))} seeds recorded at hp {tab.get('final_hp')}, over "
-             f"{tab.get('archs_recorded')} searchable archs.")
-    if noise.get("median_std") is not None:
-        facts += (f" Seed noise of the final metric: median std {noise['median_std']:.4f}, largest "
-                  f"{noise['max_std']:.4f} over {noise['seeds']} seeds.")
-    density = tab.get("neighbours")
-    if density is not None and density["mean"] < 4:
-        # REA mutates one edge; on a sparse table most children are not recorded and the search draws a random
-        # recorded arch instead (problem.mutate_by_node), so REA cannot differ much from random search there
-        facts += (f" The table is sparse: a searchable arch has on average {density['mean']:.2f} recorded one-edge "
-                  f"neighbours of 24 ({density['none']:.0%} have none), so most of REA's mutations fall back to a "
-                  "random recorded arch and REA is close to random search by construction; comparing them needs a "
-                  "denser table (`--table`).")
-    if not c or c.get("p_value") is None:
-        return facts
-    sign = "+" if c["difference"] >= 0 else "−"
-    measured = (f"REA − random search = {sign}{abs(c['difference']):.4f} ± {c['stderr']:.4f} (standard error; Welch's "
-                f"t-test p = {c['p_value']:.2g})")
-    if c["verdict"] == "no real difference":
-        return f"{facts} **No real difference between REA and random search on this table**: {measured}."
-    return f"{facts} **{c['verdict']}**: {measured}."
-
-
 def _report(out: Path, summary: dict[str, Any]) -> Path:
-    from .report import write_report
+    from ..report import write_report
 
     eval_dirs = [m["run_dir"] for m in summary["evaluate"].values()]
     write_report(eval_dirs, out / "evaluation-report")
@@ -317,7 +199,7 @@ def _report(out: Path, summary: dict[str, Any]) -> Path:
         lines.append(f"| {method.upper()} | {s['repeats']} | {s['final_mean']:.4f} ± {s['final_std']:.4f} | "
                      f"{s['queries_mean']:.1f} |")
     lines += [
-        "", _comparison_text(tab), "",
+        "", comparison_text(tab), "",
         f"Best arch in the table: {tab['optimum']['arch']} ({tab['optimum']['value']:.4f}). Most often found by "
         f"REA: {tab['found_arch']} `{tab['found_arch_str']}`.", "",
         "![REA trajectory](tabular/rea/plots/trajectory.png)", "",
@@ -376,7 +258,7 @@ def _refuse_other_options(path: Path, cfg: MainJobConfig) -> None:
 
 def validate(cfg: MainJobConfig, table_path: Path, data_root: Path) -> None:
     """Check every option before any step runs or anything is written (a typo must not cost a run directory)."""
-    from .devices import check_device_name
+    from ..devices import check_device_name
 
     check_device_name(cfg.device)
     if cfg.device.startswith("cuda"):
@@ -401,8 +283,8 @@ def validate(cfg: MainJobConfig, table_path: Path, data_root: Path) -> None:
     if not table_path.exists():
         raise DataError(f"table {table_path} not found: pass --table PATH (an nb360 table, e.g. from "
                         "`nb360 table import` or `nb360 table build`)")
-    from .search.tabular import TabularProblem
-    from .table import Table
+    from ..search.tabular import TabularProblem
+    from ..table import Table
 
     TabularProblem.from_table(Table.open(table_path))  # a corrupt table or one without the task's metric
     _e2rnas_config(cfg, data_root)  # objectives, supernet size, epochs
@@ -418,14 +300,14 @@ def run_main_job(cfg: MainJobConfig, say: Progress = print) -> Path:
     _refuse_other_options(out / "config.json", cfg)
     _write_json(out / "config.json", {**asdict(cfg), "nb360_version": __version__})
     summary: dict[str, Any] = {"data": _step_data(cfg, data_root, say)}
-    from .table import Table
+    from ..table import Table
 
     is_embedded = table_path.resolve() == embedded_table_path()
     table_data = Table.open(table_path).runs[0].protocol.get("data", {})
     summary["data_matches_table"] = compare_data(table_data, summary["data"],
                                                  EMBEDDED_DATA_BODY_SHA256 if is_embedded else None)
     summary["data_body_checksums"] = "nb360/table/embedded.py" if is_embedded else "the table's record"
-    summary["tabular"] = _step_tabular(cfg, table_path, out, say)
+    summary["tabular"] = step_tabular(cfg, table_path, out, say)
     summary["e2rnas"] = _step_e2rnas(cfg, data_root, out, say)
     models = {
         "tabular-rea": {"arch": summary["tabular"]["found_arch"]},
@@ -437,3 +319,6 @@ def run_main_job(cfg: MainJobConfig, say: Progress = print) -> Path:
     report = _report(out, summary)
     say(f"[5/5] report written: {report}")
     return report
+
+
+__all__ = ["MAIN_JOB_PROTOCOL", "MainJobConfig", "compare_data", "compare_finals", "run_main_job", "validate"]
