@@ -384,6 +384,8 @@ def test_cli_writes_a_run_directory(structured: Table, tmp_path: Path, capsys: p
     captured = capsys.readouterr()
     assert "no --table: searching the embedded Darcy Flow table" in captured.err
     assert "rea on darcyflow" in captured.out and "found: |" in captured.out
+    # the embedded table has 3 seeds: the output says the final metric is one seed's under the nb360 protocol
+    assert "one of its 3 seeds drawn per returned arch" in captured.out
     assert (tmp_path / "embedded" / "summary.json").exists()
 
 

@@ -109,15 +109,28 @@ def run_tabular(args: argparse.Namespace) -> int:
             print(json.dumps({"run_dir": str(run_dir), "protocol": protocol.name, "methods": rows}, indent=2))
         else:
             print(f"every tabular method on {problem.task} (protocol {protocol.name}, {args.repeats} repeats, search "
-                  f"hp {problem.search_hp}; {problem.final_metric} at hp {problem.final_hp}):")
+                  f"hp {problem.search_hp}; {problem.final_metric} at hp {problem.final_hp}{final_rule(problem, protocol)}):")
             print(comparison_markdown(rows))
             print(f"run directory: {run_dir} (plot: plots/comparison.png; per method: {run_dir}/<method>/)")
         return 0
-    _print_one(args, problem, results[0], run_dir, protocol.name)
+    _print_one(args, problem, results[0], run_dir, protocol.name, final_rule(problem, protocol))
     return 0
 
 
-def _print_one(args: argparse.Namespace, problem: Any, result: Any, run_dir: Path, protocol: str) -> None:
+def final_rule(problem: Any, protocol: Any) -> str:
+    """How the final metric of a returned arch is read, when the table records several seeds ('' for one)."""
+    seeds = len((problem.final_table or problem.table).seeds(problem.final_hp, problem.final_task))
+    if seeds < 2:
+        return ""
+    if protocol.final_seed == "random":
+        # a reader comparing with the table's best seed mean must know a single seed's luck is in these figures
+        return (f"; one of its {seeds} seeds drawn per returned arch, as NAS-Bench-360's scripts read it; "
+                "--protocol nb201 and `nb360 run` report the seed mean")
+    return f"; the mean over its {seeds} seeds"
+
+
+def _print_one(args: argparse.Namespace, problem: Any, result: Any, run_dir: Path, protocol: str,
+               rule: str = "") -> None:
     summary = result.summary()
     if args.json:
         print(json.dumps({"run_dir": str(run_dir), "protocol": protocol, **summary}, indent=2))
@@ -131,7 +144,7 @@ def _print_one(args: argparse.Namespace, problem: Any, result: Any, run_dir: Pat
     else:
         budget = f"{args.max_queries} queries"
     print(f"{args.method} on {problem.task} ({args.repeats} repeats, {budget}, search hp {problem.search_hp}, "
-          f"protocol {protocol}): {problem.final_metric} (hp {problem.final_hp}) of the final incumbent "
+          f"protocol {protocol}): {problem.final_metric} (hp {problem.final_hp}{rule}) of the final incumbent "
           f"{summary['final_mean']:.4g} ± {summary['final_std']:.3g} std over repeats (median {q['0.5']:.4g}); "
           f"{summary['queries_mean']:.1f} queries per repeat")
     top = summary["most_found"][0]
