@@ -89,11 +89,13 @@ def main() -> None:
     parser.add_argument("--start", type=int, default=2000, help="where in the stacked shard order the block starts")
     parser.add_argument("--epochs", type=int, default=4)
     args = parser.parse_args()
-    if args.device.startswith("cuda"):
-        import torch
+    from nb360.devices import require_available
+    from nb360.errors import InputError
 
-        if not torch.cuda.is_available():
-            parser.error(f"--device {args.device}: no CUDA GPU is visible to this torch ({torch.__version__})")
+    try:
+        require_available(args.device)
+    except InputError as exc:
+        parser.error(str(exc))
     if args.steps_only:
         steps_only(args)
         return

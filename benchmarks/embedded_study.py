@@ -17,8 +17,8 @@ float arithmetic: grouped vs single convolutions, as a rebuild on another CPU di
   .venv/bin/python benchmarks/embedded_study.py --data .embedded-build/data --work .embedded-build/study
 
 `--rebuild-top-of TABLE` instead rebuilds a built table's 50 best cells (three-seed mean at its highest
-fidelity, the one searches report) for seed 777 one arch at a time, and reports the largest difference and how many of the 50 keep their rank when seed 777
-is replaced by its rebuild. Resumable: each build keeps its work directory.
+fidelity, the one searches report) for seed 777 one arch at a time, and reports the largest difference and
+how many of the 50 keep their rank when seed 777 is replaced by its rebuild. Resumable: each build keeps its work directory.
 """
 
 from __future__ import annotations
@@ -109,11 +109,11 @@ def rebuild_check(table_path: str, args, top: int = 50, hp: str | None = None, s
     # --data: the table records its data root relative to where it was built (the same files, checked by sha256 below)
     again = build(f"rebuild-top{top}-hp{hp}-seed{seed}", cells, protocol, (seed,), 1, args)[seed]
     rebuilt_table = Table.open(Path(args.work) / f"rebuild-top{top}-hp{hp}-seed{seed}.h5")
+
     def mats(r) -> dict:
         return {f: d["sha256"] for f, d in r.protocol["data"]["files"].items() if f.endswith(".mat")}
 
-    same = mats(rebuilt_table.runs[0]) == mats(run)
-    if not same:
+    if mats(rebuilt_table.runs[0]) != mats(run):
         raise SystemExit(f"--data {args.data} holds other files than {table_path} was trained on")
     row = seeds.index(seed)
     rebuilt = values.copy()

@@ -258,14 +258,9 @@ def _refuse_other_options(path: Path, cfg: MainJobConfig) -> None:
 
 def validate(cfg: MainJobConfig, table_path: Path, data_root: Path) -> None:
     """Check every option before any step runs or anything is written (a typo must not cost a run directory)."""
-    from ..devices import check_device_name
+    from ..devices import require_available
 
-    check_device_name(cfg.device)
-    if cfg.device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError("--device cuda was asked for but torch sees no CUDA GPU; use --device cpu")
+    require_available(cfg.device)
     if cfg.repeats < 1:
         raise InputError(f"--repeats must be at least 1, got {cfg.repeats}")
     if cfg.budget is not None and not cfg.budget > 0:

@@ -47,7 +47,7 @@ def step_tabular(cfg: MainJobConfig, table_path: Path, out: Path, say: Progress)
             "search_metric": problem.search_metric, "final_metric": problem.final_metric,
             "search_hp": problem.search_hp, "final_hp": problem.final_hp,
             "seeds": [int(s) for s in table.seeds(problem.final_hp, problem.final_task)],
-            "archs_recorded": int(len(problem.recorded)), "seed_noise": _seed_noise(table, problem),
+            "archs_recorded": int(len(problem.recorded)), "seed_noise": _seed_noise(problem),
             "neighbours": _neighbour_density(problem),
             "comparison": compare_finals(finals["rea"], finals["rs"], problem.final_mode),
             "final_mode": problem.final_mode, "summaries": results,
@@ -61,15 +61,14 @@ def _neighbour_density(problem: Any) -> dict[str, float]:
     return {"mean": float(n.mean()), "none": float((n == 0).mean())}
 
 
-def _seed_noise(table: Any, problem: Any) -> dict[str, Any]:
+def _seed_noise(problem: Any) -> dict[str, Any]:
     """Median and largest std over seeds of the final metric, across the recorded archs (None with one seed)."""
-    seeds = table.seeds(problem.final_hp, problem.final_task)
-    values = np.array([table.query_batch(problem.recorded, problem.final_metric, -1, hp=problem.final_hp,
-                                         task=problem.final_task, seed=s, missing="nan") for s in seeds])
-    if len(seeds) < 2:
-        return {"seeds": len(seeds), "median_std": None, "max_std": None}
+    values = problem.final_by_seed()[0][:, problem.recorded]  # (seeds, archs); cached by the problem
+    seeds = values.shape[0]
+    if seeds < 2:
+        return {"seeds": seeds, "median_std": None, "max_std": None}
     std = np.nanstd(values, axis=0, ddof=1)
-    return {"seeds": len(seeds), "median_std": float(np.nanmedian(std)), "max_std": float(np.nanmax(std))}
+    return {"seeds": seeds, "median_std": float(np.nanmedian(std)), "max_std": float(np.nanmax(std))}
 
 
 def compare_finals(a: np.ndarray, b: np.ndarray, mode: str) -> dict[str, Any]:
