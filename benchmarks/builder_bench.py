@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -88,6 +89,9 @@ def main() -> None:
     parser.add_argument("--stacks", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--start", type=int, default=2000, help="where in the stacked shard order the block starts")
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=1, help="runs of every variant, interleaved (default 1)")
+    parser.add_argument("--layouts", nargs="+", default=["channels-last"], choices=["channels-last", "channels-first"],
+                        help="memory layouts of the stacks (channels-last: the CPU default)")
     args = parser.parse_args()
     from nb360.devices import require_available
     from nb360.errors import InputError
@@ -106,6 +110,7 @@ def main() -> None:
 
     from nb360.build.spec import BuildSpec
     from nb360.build.worker import run_shard
+    from nb360.models import stacked
 
     torch.set_num_threads(1)
     base = {"task": "darcyflow", "data_root": args.data, "epochs": args.epochs, "channels": 4, "cells": 1,
@@ -114,22 +119,38 @@ def main() -> None:
     run_shard(BuildSpec(**base, stack=2).to_dict(), archs[:2], 777)  # warm-up: data, oneDNN primitives
     print(f"machine: {machine('torch')}; load average {os.getloadavg()}; {len(archs)} cells, "
           f"{args.epochs} epochs", flush=True)
-    rows = []
-    for stack in [1, *args.stacks]:
-        start_cpu, start_wall = time.process_time(), time.perf_counter()
-        run_shard(BuildSpec(**base, stack=stack).to_dict(), archs, 777)
-        cpu, wall = time.process_time() - start_cpu, time.perf_counter() - start_wall
-        rows.append((stack, cpu / len(archs), wall / len(archs)))
-        print(f"  stack {stack:3}: {cpu / len(archs):.3f} CPU s/cell, {wall / len(archs):.3f} wall s/cell", flush=True)
+    variants = [(1, "")] + [(k, layout) for layout in args.layouts for k in args.stacks]
+    times: dict[tuple[int, str], list[tuple[float, float]]] = {v: [] for v in variants}
+    ratios: dict[tuple[int, str], list[float]] = {v: [] for v in variants}
+    for round_ in range(args.rounds):
+        # each round runs every variant once, in a rotated order, and each variant's ratio is taken against
+        # the reference of the same round: a shared machine's speed drifts by tens of percent between minutes
+        order = variants[round_ % len(variants):] + variants[:round_ % len(variants)]
+        this_round = {}
+        for stack, layout in order:
+            stacked.CHANNELS_LAST = layout != "channels-first"
+            start_cpu, start_wall = time.process_time(), time.perf_counter()
+            run_shard(BuildSpec(**base, stack=stack).to_dict(), archs, 777)
+            cpu, wall = time.process_time() - start_cpu, time.perf_counter() - start_wall
+            this_round[(stack, layout)] = cpu / len(archs)
+            times[(stack, layout)].append((cpu / len(archs), wall / len(archs)))
+            print(f"  round {round_ + 1} stack {stack:3} {layout}: {cpu / len(archs):.3f} CPU s/cell, "
+                  f"{wall / len(archs):.3f} wall s/cell", flush=True)
+        for v in variants:
+            ratios[v].append(this_round[(1, "")] / this_round[v])
+    stacked.CHANNELS_LAST = True
     print(f"load average after: {os.getloadavg()}\n")
-    print("| builder | CPU s per cell | vs one at a time | wall s per cell | vs one at a time "
-          "| cells/min on 2 free cores |")
-    print("|---|---|---|---|---|---|")
-    ref_cpu, ref_wall = rows[0][1], rows[0][2]
-    for stack, cpu, wall in rows:
-        name = "one at a time (reference)" if stack == 1 else f"stacked, K = {stack}"
-        print(f"| {name} | {cpu:.3f} | {ref_cpu / cpu:.2f}× | {wall:.3f} | {ref_wall / wall:.2f}× | {120 / cpu:.0f} |")
-
+    print(f"| builder | CPU s per cell (median of {args.rounds}) | vs one at a time (median of per-round ratios; "
+          "range) | wall s per cell | cells/min on 2 free cores |")
+    print("|---|---|---|---|---|")
+    for v in variants:
+        stack, layout = v
+        name = "one at a time (reference)" if stack == 1 else f"stacked, K = {stack}, {layout}"
+        cpu = statistics.median(t[0] for t in times[v])
+        wall = statistics.median(t[1] for t in times[v])
+        r = ratios[v]
+        print(f"| {name} | {cpu:.3f} | {statistics.median(r):.2f}× ({min(r):.2f}–{max(r):.2f}) | {wall:.3f} "
+              f"| {120 / cpu:.0f} |")
 
 if __name__ == "__main__":
     main()

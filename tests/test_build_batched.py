@@ -2,10 +2,13 @@
 
 Tolerances (what "equal" means here): the stacked network computes the same sums in other orders
 (grouped vs single convolutions, batched reductions, box-mean pooling as a depthwise convolution), so
-- one forward/backward/SGD step agrees with the per-arch networks to float32 rounding (outputs to 1e-5;
-  the stepped parameters and their outputs to 1e-4, the step being 0.1 x gradients of up to ~10^3);
+- one forward/backward/SGD step agrees with the per-arch networks to float32 rounding (outputs to 5e-5 at
+  batch 4; the stepped parameters and their outputs to 5e-4, the step being 0.1 x gradients of up to ~10^3),
+  and against float64 networks the float32 stack errs no more than 3x what the float32 networks alone err
+  (the channels-last stack, the CPU default, rounds differently in every op: measured ~2x, the
+  channels-first one ~1x);
 - whole training runs are compared in float64, where the records (every curve value after 2 epochs)
-  agree to 1e-9 relative. In float32 the same rounding differences can grow along a training run: in
+  agree to 1e-8 relative. In float32 the same rounding differences can grow along a training run: in
   measured runs most cells agreed to 1e-6 after 4 epochs, while chaotic ones moved by percents, as a rerun
   on another CPU moves them (nb360/resources/README.md measures that noise for the embedded table).
 Data: a tiny generated Darcy Flow set (SYNTHETIC PDE data) and synthetic tensors.
@@ -47,18 +50,26 @@ def test_archs_cover_every_operation_on_every_edge() -> None:
     assert seen == {(e, op) for e in range(6) for op in nb201.OPS}
 
 
-@pytest.mark.parametrize("task, shape", [("darcyflow", (3, 9, 9)), ("cifar100", (3, 8, 8)), ("ecg", (1, 40))])
-def test_one_step_of_the_stack_equals_each_network_alone(task, shape) -> None:
+def _nets(task: str) -> list:
     nets = []
     for a in ARCHS:
         torch.manual_seed(a)
         nets.append(build(task, arch=a, C=3, N=1))
+    return nets
+
+
+@pytest.mark.parametrize("channels_last", [True, False], ids=["channels-last", "channels-first"])
+@pytest.mark.parametrize("task, shape", [("darcyflow", (3, 9, 9)), ("cifar100", (3, 8, 8)), ("ecg", (1, 40))])
+def test_one_step_of_the_stack_equals_each_network_alone(task, shape, channels_last) -> None:
+    nets = _nets(task)
     alone = copy.deepcopy(nets)
-    stack = StackedNB201(nets)
+    stack = StackedNB201(nets, channels_last=channels_last)
     x = torch.randn(4, *shape)
     out = stack(x)
     ref = torch.stack([n(x) for n in alone], 1)
-    torch.testing.assert_close(out, ref, atol=1e-5, rtol=1e-5)
+    # 5e-5: float32 rounding at batch 4, where BatchNorm divides by small batch deviations; both the stack and
+    # the networks alone are ~1e-5 from the float64 result (test_the_stack_is_as_accurate_as_the_networks_alone)
+    torch.testing.assert_close(out, ref, atol=5e-5, rtol=5e-5)
     target = torch.randn_like(ref)
     opt_stack = torch.optim.SGD(stack.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4)
     ((out - target) ** 2).sum().backward()
@@ -76,8 +87,42 @@ def test_one_step_of_the_stack_equals_each_network_alone(task, shape) -> None:
     for k, (trained, reference) in enumerate(zip(nets, alone)):
         for (name, a), b in zip(trained.state_dict().items(), reference.state_dict().values()):
             if (k, name) not in dead:
-                torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=lambda m, name=name: f"{name}: {m}")
-        torch.testing.assert_close(trained(x), reference(x), atol=1e-4, rtol=1e-4)
+                torch.testing.assert_close(a, b, atol=5e-4, rtol=5e-4, msg=lambda m, name=name: f"{name}: {m}")
+        torch.testing.assert_close(trained(x), reference(x), atol=5e-4, rtol=5e-4)
+
+
+@pytest.mark.parametrize("channels_last", [True, False], ids=["channels-last", "channels-first"])
+def test_the_stack_is_as_accurate_as_the_networks_alone(channels_last) -> None:
+    """Against float64 networks, the float32 stack's outputs and stem gradients (the deepest: every layer's
+    rounding reaches them) err no more than 3x what the float32 networks alone err."""
+    nets = _nets("darcyflow")
+    x, target = torch.randn(4, 3, 9, 9), torch.randn(4, len(nets), 1, 9, 9)
+
+    def alone(dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        models = [copy.deepcopy(n).to(dtype) for n in nets]
+        out = torch.stack([m(x.to(dtype)) for m in models], 1)
+        ((out - target.to(dtype)) ** 2).sum().backward()
+        grads = [m.stem[0].weight.grad for m in models]
+        return out.double(), torch.cat([torch.zeros_like(m.stem[0].weight) if g is None else g
+                                        for m, g in zip(models, grads)]).double()
+
+    (exact, exact_grad), (single, single_grad) = alone(torch.float64), alone(torch.float32)
+    stack = StackedNB201(copy.deepcopy(nets), channels_last=channels_last)
+    out = stack(x)
+    ((out - target) ** 2).sum().backward()
+    for stacked, reference, single_value in ((out.double(), exact, single),
+                                              (stack.stem[0].weight.grad.double(), exact_grad, single_grad)):
+        assert (stacked - reference).abs().max() <= 3 * (single_value - reference).abs().max()
+
+
+def test_the_cpu_stack_runs_channels_last_and_1d_stacks_channels_first() -> None:
+    nets = _nets("darcyflow")
+    stack = StackedNB201(nets)
+    seen = []
+    stack.cells[0].register_forward_hook(lambda _m, _i, out: seen.append(out))
+    stack(torch.randn(4, 3, 9, 9))
+    assert seen[0].is_contiguous(memory_format=torch.channels_last) and not seen[0].is_contiguous()
+    assert not StackedNB201(_nets("ecg")).channels_last  # 1D networks stay channels-first
 
 
 def test_stacking_refuses_networks_of_other_shapes() -> None:
@@ -130,7 +175,10 @@ def test_batched_records_equal_one_at_a_time_records_in_float64(darcy_root, floa
     spec = _spec(darcy_root)
     stacked = train_stack(spec, ARCHS, 777, float64)
     for record in stacked:
-        _assert_records_close(record, train_arch(spec, record["arch"], 777, float64), rtol=1e-9)
+        # 1e-8: the channels-last stack rounds differently in every op, and 2 epochs of training amplify float64
+        # rounding: measured worst 4.7e-9 (channels-first stack, which shares ATen's kernels with the networks
+        # alone: 2.8e-10); a real difference (a wrong gradient, a mixed-up arch) shows at 1e-3 or more
+        _assert_records_close(record, train_arch(spec, record["arch"], 777, float64), rtol=1e-8)
 
 
 def test_a_record_does_not_depend_on_its_stack_companions(darcy_root, float64) -> None:
@@ -198,3 +246,28 @@ def test_stacked_shards_group_cells_by_operations(darcy_root) -> None:
     assert sorted(order) == list(nb201.unique_indices())
     assert [nb201.op_ids(a) for a in order] == sorted(nb201.op_ids(a) for a in order)
     assert _spec(darcy_root, stack=1).shard_order() == list(nb201.unique_indices())
+
+
+def test_records_are_bit_identical_without_the_nan_fill_of_new_memory(darcy_root, monkeypatch) -> None:
+    """seed_everything turns off deterministic mode's NaN fill of new tensors (a speed cost): no kernel of a
+    build reads memory it did not write, or the NaN-filled run would differ."""
+    from nb360 import training
+
+    spec, archs = _spec(darcy_root, epochs=1), ARCHS[5:8]
+    datasets = _datasets("darcyflow", str(darcy_root), "{}")
+    plain = train_stack(spec, archs, 777, datasets)
+    assert torch.utils.deterministic.fill_uninitialized_memory is False
+    original = training.seed_everything
+
+    def with_fill(seed: int, deterministic: bool = True) -> None:
+        original(seed, deterministic)
+        torch.utils.deterministic.fill_uninitialized_memory = True
+
+    monkeypatch.setattr(training, "seed_everything", with_fill)
+    try:
+        filled = train_stack(spec, archs, 777, datasets)
+    finally:
+        torch.utils.deterministic.fill_uninitialized_memory = False
+    for a, b in zip(plain, filled):
+        assert {k: v for k, v in a["curves"].items() if not k.endswith("-time")} == \
+            {k: v for k, v in b["curves"].items() if not k.endswith("-time")}

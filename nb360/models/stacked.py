@@ -3,18 +3,22 @@
 Why: at the shapes of table builds (C=4 on 15×15, or NB201's C=16 on 32×32) one network's step is a few
 hundred small kernels. Stacking K networks of the same shape (any cells) along the channel axis turns each
 of those kernels into one kernel over K networks (on a GPU, where small kernels are launch-bound, that is
-the lever; on CPUs it gains 1.1-1.2x, measured in benchmarks/RESULTS.md, since the CPU kernels cost the
-same per element stacked or not, and the 3×3 average pool, done here as a depthwise convolution, 4x
-faster than ATen's CPU pooling, is most of the gain): the activations
-are (B, K·C, *spatial), arch k owning channels [k·C, (k+1)·C); convolutions are grouped (one group per
-arch), BatchNorm over K·C channels is exactly K BatchNorms, and the heads are batched matmuls.
+the lever; on CPUs the kernels cost about the same per element stacked or not, so the gain is small:
+1.1-1.2x per cell, measured in benchmarks/RESULTS.md): the activations are (B, K·C, *spatial), arch k
+owning channels [k·C, (k+1)·C); convolutions are grouped (one group per arch), BatchNorm over K·C channels
+is exactly K BatchNorms, and the heads are batched matmuls. What the CPU gain comes from: the 3×3 average
+pool as a depthwise convolution (4x faster than ATen's CPU pooling), and 2D stacks on CPUs running
+channels-last, where oneDNN's grouped convolutions are 2-3x faster than channels-first (BatchNorm there
+through `nb360.ops.batch_norm_rows`, whose two-pass variance keeps the channels-first accuracy that
+ATen's channels-last BatchNorm loses; measured ~8 % faster per cell than a channels-first stack).
 
 Each arch keeps its own parameters, BN statistics and (with a stacked optimiser, which is elementwise)
 optimiser state: nothing mixes between archs, so arch k's outputs and gradients are those of its own
 network up to float rounding (grouped vs single convolutions sum in other orders). On a cell edge the archs
 are grouped by their operation there: each group's input channels are gathered (`index_select`), the
 operation runs over the group, and the groups' results are put back in arch order (one permutation per
-edge); nodes add their edges in the order of `InferCell`, so every node is summed as the reference sums it.
+edge; both are `index_select`s over the arch axis of a (rows, K, ·) view, see `_ArchRows`); nodes add
+their edges in the order of `InferCell`, so every node is summed as the reference sums it.
 
 `StackedNB201(nets)` copies the weights of K built `TinyNetwork`s (so each starts from its own seeded
 initialisation) and `unstack()` writes the trained weights and statistics back into them.
@@ -27,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import InputError
+from ..ops.batch_norm_rows import batch_norm_channels_last
 from ..ops.cells import FactorizedReduce, Identity, Pooling, ReLUConvBN, ResNetBasicblock, Zero
 from ..space import nb201
 from .nb201 import InferCell, TinyNetwork
@@ -81,7 +86,8 @@ class _BatchNorm(nn.Module):
         self.bn.to(first.weight.device if first.weight is not None else first.running_mean.device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(x)
+        # channels-last training batches through the two-pass kernel (ATen's one-pass variance rounds ~5x worse)
+        return batch_norm_channels_last(x, self.bn)
 
     @torch.no_grad()
     def unstack(self) -> None:
@@ -147,6 +153,33 @@ def _stack_op(ops: list[nn.Module]) -> nn.Module | None:
     raise InputError(f"stacking does not support the operation {type(first).__name__} here")
 
 
+class _ArchRows:
+    """Views of stacked activations (B, K·C, *spatial) as (P, K, Q) rows, the arch axis in the middle, and back.
+
+    Channels-first: (B, K, C·spatial). Channels-last (2D): (B·H·W, K, C), the layout's own rows. Both are views
+    of contiguous tensors, so gathering and scattering archs is an `index_select` over dim 1 of a contiguous
+    3D tensor, a copy of whole blocks (measured: ~4x cheaper than `index_select` over the channel dim of a
+    channels-last 4D tensor).
+    """
+
+    def __init__(self, like: torch.Tensor) -> None:
+        self.batch, self.spatial = like.shape[0], tuple(like.shape[2:])
+        self.channels_last = (like.dim() == 4 and like.is_contiguous(memory_format=torch.channels_last)
+                              and not like.is_contiguous())
+
+    def rows(self, t: torch.Tensor, channels: int) -> torch.Tensor:
+        """(P, archs, Q) rows of t (B, archs·channels, *spatial)."""
+        if self.channels_last:
+            return t.permute(0, 2, 3, 1).reshape(-1, t.shape[1] // channels, channels)
+        return t.reshape(self.batch, t.shape[1] // channels, -1)
+
+    def tensor(self, r: torch.Tensor) -> torch.Tensor:
+        """The (B, archs·channels, *spatial) tensor of rows r (P, archs, Q), in the layout's memory format."""
+        if self.channels_last:
+            return r.reshape(self.batch, *self.spatial, -1).permute(0, 3, 1, 2)
+        return r.reshape(self.batch, -1, *self.spatial)
+
+
 class _Gather(torch.autograd.Function):
     """The input of each op group on an edge: `src[:, members]` per group, with a backward of two copies.
 
@@ -156,35 +189,47 @@ class _Gather(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, src, inverse, none_count, *members):  # type: ignore[override]
+    def forward(ctx, src, layout, channels, inverse, none_count, *members):  # type: ignore[override]
         ctx.save_for_backward(inverse)
-        ctx.none_count, ctx.sizes = none_count, [len(m) for m in members]
-        return tuple(src.index_select(1, m) for m in members)
+        ctx.layout, ctx.channels, ctx.none_count, ctx.sizes = layout, channels, none_count, [len(m) for m in members]
+        rows = layout.rows(src, channels)
+        return tuple(layout.tensor(rows.index_select(1, m)) for m in members)
 
     @staticmethod
     def backward(ctx, *grads):  # type: ignore[override]
         (inverse,) = ctx.saved_tensors
-        ref = next(g for g in grads if g is not None)
-        parts = [g if g is not None else ref.new_zeros((ref.shape[0], n, *ref.shape[2:]))
+        layout, channels = ctx.layout, ctx.channels
+        ref = layout.rows(next(g for g in grads if g is not None), channels)
+        parts = [layout.rows(g, channels) if g is not None else ref.new_zeros((ref.shape[0], n, ref.shape[2]))
                  for g, n in zip(grads, ctx.sizes)]
         if ctx.none_count:
-            parts.append(ref.new_zeros((ref.shape[0], ctx.none_count, *ref.shape[2:])))
-        return (torch.cat(parts, 1).index_select(1, inverse), None, None, *([None] * len(ctx.sizes)))
+            parts.append(ref.new_zeros((ref.shape[0], ctx.none_count, ref.shape[2])))
+        grad = layout.tensor(torch.cat(parts, 1).index_select(1, inverse))
+        return (grad, None, None, None, None, *([None] * len(ctx.sizes)))
 
 
 class _Scatter(torch.autograd.Function):
     """The edge output in arch order from the groups' outputs (zeros for `none`); backward: one gather per group."""
 
     @staticmethod
-    def forward(ctx, inverse, none_count, members, *parts):  # type: ignore[override]
-        ctx.members = members
+    def forward(ctx, layout, channels, inverse, none_count, members, *parts):  # type: ignore[override]
+        ctx.layout, ctx.channels, ctx.members = layout, channels, members
+        rows = [layout.rows(p, channels) for p in parts]
         if none_count:
-            parts = (*parts, parts[0].new_zeros((parts[0].shape[0], none_count, *parts[0].shape[2:])))
-        return torch.cat(parts, 1).index_select(1, inverse)
+            rows.append(rows[0].new_zeros((rows[0].shape[0], none_count, rows[0].shape[2])))
+        return layout.tensor(torch.cat(rows, 1).index_select(1, inverse))
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
-        return (None, None, None, *(grad.index_select(1, m) for m in ctx.members))
+        layout, channels = ctx.layout, ctx.channels
+        rows = layout.rows(grad, channels)
+        return (None, None, None, None, None, *(layout.tensor(rows.index_select(1, m)) for m in ctx.members))
+
+
+# The default layout of 2D stacks on CPUs (benchmarks/builder_bench.py --layouts compares both).
+CHANNELS_LAST = True
+
+_FROM_INPUT = frozenset(e for e, (source, _target) in enumerate(nb201.EDGES) if source == 0)
 
 
 class _Cell(nn.Module):
@@ -231,34 +276,36 @@ class _Cell(nn.Module):
         self.register_buffer(name, torch.tensor(values, dtype=torch.long, device=device), persistent=False)
         return name
 
-    def _edge(self, e: int, src: torch.Tensor) -> torch.Tensor | None:
-        """The edge's output for every arch, (B, K, C_out, *spatial); None when every arch has `none` there."""
+    def _edge(self, e: int, src: torch.Tensor, layout: _ArchRows) -> torch.Tensor | None:
+        """The edge's output for every arch, (B, K·C_out, *spatial); None when every arch has `none` there."""
         plan = self.plans[e]
         if plan is None:
             return None
-        b, spatial, channels = src.shape[0], src.shape[3:], src.shape[2]
         if plan[0] == "all":
-            y = self.ops[plan[1]](src.reshape(b, self.K * channels, *spatial))
-            return y.view(b, self.K, self.C_out, *spatial)
+            return self.ops[plan[1]](src)
         _, groups, zeros, inverse = plan
         members = [getattr(self, name) for _, name, _ in groups]
-        inputs = _Gather.apply(src, getattr(self, inverse), zeros, *members)
-        parts = [self.ops[op_index](part.reshape(b, size * channels, *spatial)).view(b, size, self.C_out, *spatial)
-                 for (op_index, _, size), part in zip(groups, inputs)]
-        return _Scatter.apply(getattr(self, inverse), zeros, members, *parts)
+        channels = self.C_in if e in _FROM_INPUT else self.C_out
+        inputs = _Gather.apply(src, layout, channels, getattr(self, inverse), zeros, *members)
+        parts = [self.ops[op_index](part) for (op_index, _, _), part in zip(groups, inputs)]
+        return _Scatter.apply(layout, self.C_out, getattr(self, inverse), zeros, members, *parts)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        b, spatial = x.shape[0], x.shape[2:]
-        nodes = [x.view(b, self.K, self.C_in, *spatial)]
+        layout = _ArchRows(x)
+        nodes = [x]
         for target in range(1, nb201.NUM_NODES):
             acc: torch.Tensor | None = None
             for e, (source, t) in enumerate(nb201.EDGES):
                 if t == target:
-                    y = self._edge(e, nodes[source])
+                    y = self._edge(e, nodes[source], layout)
                     if y is not None:
                         acc = y if acc is None else acc + y
-            nodes.append(acc if acc is not None else x.new_zeros(b, self.K, self.C_out, *spatial))
-        return nodes[-1].reshape(b, self.K * self.C_out, *spatial)
+            if acc is None:
+                acc = x.new_zeros(x.shape[0], self.K * self.C_out, *x.shape[2:])
+                if layout.channels_last:
+                    acc = acc.contiguous(memory_format=torch.channels_last)
+            nodes.append(acc)
+        return nodes[-1]
 
 
 class _BasicBlock(nn.Module):
@@ -291,7 +338,7 @@ class StackedNB201(nn.Module):
     (B, K, num_outputs[, *spatial]): arch k's output is `out[:, k]`, equal to `nets[k](x)` up to rounding.
     """
 
-    def __init__(self, nets: list[TinyNetwork]) -> None:
+    def __init__(self, nets: list[TinyNetwork], channels_last: bool | None = None) -> None:
         super().__init__()
         if not nets:
             raise InputError("StackedNB201 needs at least one network")
@@ -303,6 +350,7 @@ class StackedNB201(nn.Module):
                 raise InputError("StackedNB201 stacks TinyNetworks of one shape (C, N, topology, channels, outputs)")
         self.nets = nets  # plain list: not submodules
         self.K, self.dim, self.dense = len(nets), first.dim, first.dense
+        self.channels_last = (CHANNELS_LAST if channels_last is None else channels_last) and self.dim == 2
         self.stem = nn.Sequential(_Conv([n.stem[0] for n in nets], shared_input=True),
                                   _BatchNorm([n.stem[1] for n in nets]))
         self.cells = nn.ModuleList(
@@ -314,6 +362,8 @@ class StackedNB201(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Outputs of all K archs: (B, K, num_outputs) for point tasks, (B, K, num_outputs, *spatial) for dense."""
+        if self.channels_last and x.device.type == "cpu":  # GPUs keep channels-first (not measured there)
+            x = x.contiguous(memory_format=torch.channels_last)
         h = self.lastact(self._body(self.stem(x)))
         b = h.shape[0]
         if not self.dense:

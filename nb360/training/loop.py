@@ -90,6 +90,10 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
         torch.backends.cudnn.deterministic = True
         torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True, warn_only=True)
+        # Deterministic mode also fills every new tensor's memory with NaN (a check for kernels that read
+        # memory they never wrote); it changes no result of a correct kernel and cost ~20 % of a table
+        # build's time (measured: benchmarks/RESULTS.md, "Batched table builder"), so it is off.
+        torch.utils.deterministic.fill_uninitialized_memory = False  # type: ignore[attr-defined]
 
 
 def make_loader(dataset: Any, batch_size: int, *, shuffle: bool, seed: int = 0, drop_last: bool = False,
