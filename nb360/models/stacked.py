@@ -4,7 +4,7 @@ Why: at the shapes of table builds (C=4 on 15×15, or NB201's C=16 on 32×32) on
 hundred small kernels. Stacking K networks of the same shape (any cells) along the channel axis turns each
 of those kernels into one kernel over K networks (on a GPU, where small kernels are launch-bound, that is
 the lever; on CPUs the kernels cost about the same per element stacked or not, so the gain is small:
-1.1-1.2x per cell, measured in benchmarks/RESULTS.md): the activations are (B, K·C, *spatial), arch k
+1.2-1.3x per cell, measured in benchmarks/RESULTS.md): the activations are (B, K·C, *spatial), arch k
 owning channels [k·C, (k+1)·C); convolutions are grouped (one group per arch), BatchNorm over K·C channels
 is exactly K BatchNorms, and the heads are batched matmuls. What the CPU gain comes from: the 3×3 average
 pool as a depthwise convolution (4x faster than ATen's CPU pooling), and 2D stacks on CPUs running
