@@ -86,6 +86,14 @@ def test_channels_last_wrapper_equals_batchnorm2d_with_its_running_statistics() 
     torch.testing.assert_close(batch_norm_channels_last(x, ours), bn(x))
 
 
+def test_channels_last_wrapper_leaves_other_cases_to_batchnorm2d() -> None:
+    bn = torch.nn.BatchNorm2d(4)
+    for x in (torch.randn(3, 4, 5, 5),  # channels-first
+              torch.randn(3, 4, 5, 5).contiguous(memory_format=torch.channels_last).bfloat16()):
+        ours, ref = copy.deepcopy(bn).to(x.dtype), copy.deepcopy(bn).to(x.dtype)
+        torch.testing.assert_close(batch_norm_channels_last(x, ours), ref(x))
+
+
 @pytest.mark.parametrize("bad, message", [
     (lambda x, w, b: (x[:1], w, b), "more than one value"),
     (lambda x, w, b: (x.reshape(-1), w, b), "matrix"),

@@ -200,3 +200,26 @@ def test_gradients_reach_every_parameter_of_every_op() -> None:
         out.square().sum().backward()
         for name, p in module.named_parameters():
             assert p.grad is not None and p.grad.abs().sum() > 0, (op, name)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7, 9), (2, 4, 1, 6), (3, 5, 11)])
+def test_fast_cpu_pool_equals_atens_average_pool_values_and_gradients(shape) -> None:
+    """make_op(..., fast_cpu_pool=True), as the NB201 networks build it: box_mean_3 instead of AvgPool on CPUs."""
+    from nb360.ops.cells import Pooling, box_mean_3, make_op
+
+    dim = len(shape) - 2
+    fast = make_op("avg_pool_3x3", shape[1], shape[1], dim=dim, fast_cpu_pool=True)
+    plain = make_op("avg_pool_3x3", shape[1], shape[1], dim=dim)
+    assert isinstance(fast, Pooling) and fast.fast_cpu_pool and not plain.fast_cpu_pool
+    for dtype, tol in ((torch.float32, 1e-6), (torch.float64, 1e-14)):
+        x = torch.randn(shape, dtype=dtype, requires_grad=True)
+        grad = torch.randn(shape, dtype=dtype)
+        got, want = fast(x), plain(x)
+        torch.testing.assert_close(got, want, rtol=tol, atol=tol)
+        torch.testing.assert_close(torch.autograd.grad(got, x, grad)[0], torch.autograd.grad(want, x, grad)[0],
+                                   rtol=tol, atol=tol)
+    with torch.inference_mode():  # constants made under inference mode are still usable in training
+        box_mean_3(torch.randn(2, 3, 13, 13))
+    y = torch.randn(2, 3, 13, 13, requires_grad=True)
+    box_mean_3(y).sum().backward()
+    assert y.grad is not None

@@ -3,14 +3,14 @@
 Why: at the shapes of table builds (C=4 on 15×15, or NB201's C=16 on 32×32) one network's step is a few
 hundred small kernels. Stacking K networks of the same shape (any cells) along the channel axis turns each
 of those kernels into one kernel over K networks (on a GPU, where small kernels are launch-bound, that is
-the lever; on CPUs the kernels cost about the same per element stacked or not, so the gain is small:
-1.2-1.3x per cell, measured in benchmarks/RESULTS.md): the activations are (B, K·C, *spatial), arch k
-owning channels [k·C, (k+1)·C); convolutions are grouped (one group per arch), BatchNorm over K·C channels
-is exactly K BatchNorms, and the heads are batched matmuls. What the CPU gain comes from: the 3×3 average
-pool as a depthwise convolution (4x faster than ATen's CPU pooling), and 2D stacks on CPUs running
-channels-last, where oneDNN's grouped convolutions are 2-3x faster than channels-first (BatchNorm there
-through `nb360.ops.batch_norm_rows`, whose two-pass variance keeps the channels-first accuracy that
-ATen's channels-last BatchNorm loses; measured ~8 % faster per cell than a channels-first stack).
+the lever; on CPUs the kernels cost about the same per element stacked or not, so the gain is small: 1.1x
+per cell over the one-at-a-time networks, measured in benchmarks/RESULTS.md): the activations are
+(B, K·C, *spatial), arch k owning channels [k·C, (k+1)·C); convolutions are grouped (one group per arch),
+BatchNorm over K·C channels is exactly K BatchNorms, and the heads are batched matmuls. The 3×3 average
+pool is a depthwise convolution (`box_mean_3`; the single networks use it on CPUs), and 2D stacks on CPUs
+run channels-last, where oneDNN's grouped convolutions are 2-3x faster than channels-first (BatchNorm there
+through `nb360.ops.batch_norm_rows`, whose two-pass variance keeps the channels-first accuracy that ATen's
+channels-last BatchNorm loses; measured ~8 % faster per cell than a channels-first stack).
 
 Each arch keeps its own parameters, BN statistics and (with a stacked optimiser, which is elementwise)
 optimiser state: nothing mixes between archs, so arch k's outputs and gradients are those of its own
@@ -32,7 +32,7 @@ from torch import nn
 
 from ..errors import InputError
 from ..ops.batch_norm_rows import batch_norm_channels_last
-from ..ops.cells import FactorizedReduce, Identity, Pooling, ReLUConvBN, ResNetBasicblock, Zero
+from ..ops.cells import FactorizedReduce, Identity, Pooling, ReLUConvBN, ResNetBasicblock, Zero, box_mean_3
 from ..space import nb201
 from .nb201 import InferCell, TinyNetwork
 
@@ -102,29 +102,10 @@ class _BatchNorm(nn.Module):
 
 
 class _BoxMean(nn.Module):
-    """AvgPool 3, stride 1, padding 1, count_include_pad=False, as a depthwise convolution with a ones kernel.
-
-    The same values as `nn.AvgPool2d/1d(3, 1, 1, count_include_pad=False)` up to rounding (the sum is taken in
-    another order), and ~4x faster on CPUs, forward and backward (measured: 17 vs 67 ms for 32 archs at C=16
-    on 15x15): ATen's average pooling is a scalar loop there, oneDNN's depthwise convolution is vectorised.
-    """
-
-    def __init__(self, dim: int) -> None:
-        super().__init__()
-        self.dim = dim
-        self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+    """`box_mean_3` (the stride-1 3×3 average pool as a depthwise convolution) as a module, on any device."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        channels, spatial = x.shape[1], tuple(x.shape[2:])
-        key = (channels, spatial, x.dtype, x.device)
-        if key not in self._cache:
-            conv = F.conv2d if self.dim == 2 else F.conv1d
-            ones = x.new_ones((channels, 1) + (3,) * self.dim)
-            count = conv(x.new_ones((1, 1) + spatial), ones[:1], padding=1)
-            self._cache = {key: (ones, 1.0 / count)}
-        ones, inverse_count = self._cache[key]
-        conv = F.conv2d if self.dim == 2 else F.conv1d
-        return conv(x, ones, padding=1, groups=channels) * inverse_count
+        return box_mean_3(x)
 
 
 def _relu_conv_bn(ops: list[ReLUConvBN]) -> nn.Module:
@@ -144,7 +125,7 @@ def _stack_op(ops: list[nn.Module]) -> nn.Module | None:
         pool = first.op
         if pool.stride not in (1, (1,), (1, 1)):
             raise InputError("stacking supports stride-1 pooling in cells only")
-        pooled = _BoxMean(2 if isinstance(pool, nn.AvgPool2d) else 1)
+        pooled = _BoxMean()
         if first.preprocess is None:
             return pooled
         return nn.Sequential(_relu_conv_bn([o.preprocess for o in ops]), pooled)

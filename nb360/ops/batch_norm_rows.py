@@ -65,10 +65,10 @@ def batch_norm_channels_last(x: torch.Tensor, bn: torch.nn.modules.batchnorm._Ba
     """`bn(x)` for a channels-last (B, C, H, W) x on the CPU in training mode, through batch_norm_rows.
 
     Updates bn's running statistics as `nn.BatchNorm2d` does (momentum, unbiased variance); anything else
-    (evaluation, other devices or layouts, cumulative averages) is `bn(x)` itself.
+    (evaluation, other devices, layouts or dtypes, cumulative averages) is `bn(x)` itself.
     """
     usable = (bn.training and x.device.type == "cpu" and x.dim() == 4 and bn.momentum is not None
-              and x.is_contiguous(memory_format=torch.channels_last))
+              and x.dtype in (torch.float32, torch.float64) and x.is_contiguous(memory_format=torch.channels_last))
     if not usable:
         return bn(x)
     b, c, h, w = x.shape

@@ -15,7 +15,12 @@ tables with) layer for layer, including module names, so AutoDL state dicts load
 ``affine=True``. ``dim=1`` builds the same operations with Conv1d / BatchNorm1d / AvgPool1d.
 
 Deliberate differences from the original, each numerically invisible where the original works:
-ReLUs are not in-place (same values; safe under hooks and autograd), and ``ResNetBasicblock``'s
+ReLUs are not in-place (same values; safe under hooks and autograd), in the networks that train one
+architecture (``make_op(..., fast_cpu_pool=True)``, as ``InferCell`` builds its ops) the stride-1 3×3
+average pool on CPUs is a depthwise convolution with a ones kernel (``box_mean_3``: the same mean up to
+float rounding, ~4x faster than ATen's CPU pooling; the ``AvgPool`` module stays, for GPUs, other strides
+and AutoDL's module tree; search cells keep ATen's pooling, the fused kernels' reference), and
+``ResNetBasicblock``'s
 stride-2 shortcut pools with ``ceil_mode=True`` so odd sizes (FSD50K's 101 columns, Satellite's 46
 → 23 steps) give the conv branch's ⌈n/2⌉ instead of a shape error; for even sizes it is identical.
 """
@@ -163,6 +168,41 @@ class FactorizedReduce(nn.Module):
         return f"C_in={self.C_in}, C_out={self.C_out}, stride={self.stride}"
 
 
+def _box_constants(channels: int, spatial: tuple[int, ...], dtype: torch.dtype,
+                   device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ones kernel, 1 / count of valid neighbours) of box_mean_3 for one input shape, cached."""
+    key = (channels, spatial, dtype, device)
+    found = _BOX_CACHE.get(key)
+    if found is None:
+        # normal tensors even under inference_mode, since a training step may reuse them later
+        with torch.inference_mode(False), torch.no_grad():
+            conv = torch.nn.functional.conv2d if len(spatial) == 2 else torch.nn.functional.conv1d
+            ones = torch.ones((channels, 1) + (3,) * len(spatial), dtype=dtype, device=device)
+            count = conv(torch.ones((1, 1) + spatial, dtype=dtype, device=device), ones[:1], padding=1)
+            found = (ones, 1.0 / count)
+        if len(_BOX_CACHE) >= 64:
+            _BOX_CACHE.clear()
+        _BOX_CACHE[key] = found
+    return found
+
+
+_BOX_CACHE: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
+
+def box_mean_3(x: torch.Tensor) -> torch.Tensor:
+    """AvgPool 3, stride 1, padding 1, count_include_pad=False of a (N, C, H, W) or (N, C, L) x, as a convolution.
+
+    The same values as `nn.AvgPool2d/1d(3, 1, 1, count_include_pad=False)` up to rounding (the sum is taken in
+    another order), and ~4x faster on CPUs, forward and backward (measured: 17 vs 67 ms for 32 archs at C=16
+    on 15x15; a whole C=4 Darcy training step of a random cell 27.6 -> 18.5 ms): ATen's CPU average pooling
+    is a scalar loop, oneDNN's depthwise convolution is vectorised.
+    """
+    channels = x.shape[1]
+    ones, inverse_count = _box_constants(channels, tuple(x.shape[2:]), x.dtype, x.device)
+    conv = torch.nn.functional.conv2d if x.dim() == 4 else torch.nn.functional.conv1d
+    return conv(x, ones, padding=1, groups=channels) * inverse_count
+
+
 class Pooling(nn.Module):
     """avg_pool_3x3: optional 1×1 ReLUConvBN when channels change, then AvgPool 3 (count_include_pad=False)."""
 
@@ -173,11 +213,14 @@ class Pooling(nn.Module):
         self.preprocess = (None if C_in == C_out
                            else ReLUConvBN(C_in, C_out, 1, 1, 0, 1, affine, track_running_stats, dim))
         self.op = avgpool_cls(dim)(3, stride=stride, padding=1, count_include_pad=False)
+        self.fast_cpu_pool = False  # make_op(..., fast_cpu_pool=True): box_mean_3 on CPUs
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Pool x (after the 1x1 when channels change)."""
         if self.preprocess is not None:
             x = self.preprocess(x)
+        if self.fast_cpu_pool and x.device.type == "cpu" and self.op.stride in (1, (1,), (1, 1)):
+            return box_mean_3(x)
         return self.op(x)
 
 
@@ -232,11 +275,17 @@ assert tuple(OPS) == NB201_OPS, "OPS must list the NB201 operations in nb360.spa
 
 
 def make_op(name: str, C_in: int, C_out: int, stride: int = 1, affine: bool = True,
-            track_running_stats: bool = True, dim: int = 2) -> nn.Module:
-    """Build one NB201 cell operation by name (see module docstring for the definitions)."""
+            track_running_stats: bool = True, dim: int = 2, *, fast_cpu_pool: bool = False) -> nn.Module:
+    """Build one NB201 cell operation by name (see module docstring for the definitions).
+
+    `fast_cpu_pool`: avg_pool_3x3 runs as `box_mean_3` on CPUs (same values up to rounding, ~4x faster).
+    """
     if name not in OPS:
         raise InputError(f"unknown cell operation {name!r}: choose one of {', '.join(NB201_OPS)}")
     if C_in < 1 or C_out < 1:
         raise InputError(f"channel counts must be positive, got C_in={C_in}, C_out={C_out}")
     _check_stride(stride)
-    return OPS[name](C_in, C_out, stride, affine, track_running_stats, check_dim(dim))
+    op = OPS[name](C_in, C_out, stride, affine, track_running_stats, check_dim(dim))
+    if isinstance(op, Pooling):
+        op.fast_cpu_pool = fast_cpu_pool
+    return op
