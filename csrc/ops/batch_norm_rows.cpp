@@ -111,8 +111,6 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_rows_cpu(const at::Ten
     }
     std::vector<acc_t> mean(static_cast<size_t>(n));
     for (int64_t c = 0; c < n; ++c) mean[c] = static_cast<acc_t>(total_mean[c]);
-    const auto& squares = total_m2;
-    using sum_t = double;
     // y = (x - mean) scale + bias: centring first keeps the digits a folded x scale + shift would cancel
     std::vector<acc_t> scale(static_cast<size_t>(n)), shift(static_cast<size_t>(n));
     const scalar_t* wp = w_c.const_data_ptr<scalar_t>();
@@ -120,7 +118,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> batch_norm_rows_cpu(const at::Ten
     scalar_t* mp = mean_t.mutable_data_ptr<scalar_t>();
     scalar_t* vp = var_t.mutable_data_ptr<scalar_t>();
     for (int64_t c = 0; c < n; ++c) {
-      const acc_t var = static_cast<acc_t>(squares[c] / static_cast<sum_t>(m));
+      const acc_t var = static_cast<acc_t>(total_m2[c] / static_cast<double>(m));
       const acc_t invstd = acc_t(1) / std::sqrt(var + static_cast<acc_t>(eps));
       scale[c] = invstd * static_cast<acc_t>(wp[c]);
       shift[c] = static_cast<acc_t>(bp[c]);
